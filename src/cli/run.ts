@@ -1,0 +1,39 @@
+/** `tskubelet [flags]`: loads the configuration, connects to the runtime and runs the kubelet. */
+import { createImageService, createRuntimeService } from "../cri/index.js";
+import type { LoadedConfiguration } from "../config/index.js";
+import { createKubelet } from "../kubelet.js";
+import { createKubeletMetrics } from "../metrics/index.js";
+import { detectNodeIPs, readMachineFacts } from "../node/machine.js";
+import { systemClock } from "../util/clock.js";
+import { createLogger } from "../util/log.js";
+import { errorMessage } from "../util/errors.js";
+
+export async function runKubelet(loaded: LoadedConfiguration): Promise<number> {
+  const { config } = loaded;
+  const logger = createLogger({ verbosity: config.logging.verbosity });
+  for (const w of loaded.warnings) logger.warn(w);
+  const metrics = createKubeletMetrics({ nodeName: loaded.nodeName });
+  const onCall = (op: string, ms: number, err?: unknown): void => metrics.recordRuntimeCall(op, ms, err);
+  const rs = createRuntimeService(config.containerRuntimeEndpoint, { timeoutMs: config.runtimeRequestTimeout, logger, onCall });
+  const is = createImageService(config.imageServiceEndpoint || config.containerRuntimeEndpoint, { timeoutMs: config.runtimeRequestTimeout, logger, onCall });
+  const [machine, nodeIPs] = await Promise.all([readMachineFacts(), detectNodeIPs(loaded.flags.nodeIP)]);
+  const kubelet = createKubelet(loaded, { rs, is, clock: systemClock, logger, metrics, machine, nodeIPs });
+
+  const controller = new AbortController();
+  const onSignal = (sig: string): void => {
+    logger.info("received signal; shutting down (pods keep running)", { signal: sig });
+    controller.abort();
+  };
+  process.once("SIGTERM", () => onSignal("SIGTERM"));
+  process.once("SIGINT", () => onSignal("SIGINT"));
+  try {
+    await kubelet.run(controller.signal);
+    return 0;
+  } catch (err) {
+    logger.error("tskubelet failed", { err: errorMessage(err) });
+    return 1;
+  } finally {
+    rs.close();
+    is.close();
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * Configuration: the KubeletConfiguration file, overridden by flags, defaulted and validated.
+ * Public surface: loadConfiguration, configz, and the types.
+ */
+import { readFileSync } from "node:fs";
+import { hostname as osHostname } from "node:os";
+import { isIP } from "node:net";
+import { parse as parseYaml } from "yaml";
+import { ConfigError, errorMessage } from "../util/errors.js";
+import { applySchema, convertField, isPlainObject, parseKeyValueList, toWire } from "./apply.js";
+import { CONFIG_FLAGS, FLAG_ONLY } from "./flags.js";
+import { kubeletConfigSchema, type FieldSpec } from "./schema.js";
+import type { KubeletConfiguration, KubeletFlags, LoadedConfiguration } from "./types.js";
+
+export type { KubeletConfiguration, KubeletFlags, LoadedConfiguration, Taint } from "./types.js";
+export { CONFIG_FLAGS, FLAG_ONLY } from "./flags.js";
+export { parseDuration, formatDuration } from "./duration.js";
+export { parseQuantity, cpuMillis, formatBytes } from "./quantity.js";
+
+export const CONFIG_API_VERSION = "kubelet.config.k8s.io/v1beta1";
+export const CONFIG_KIND = "KubeletConfiguration";
+
+export interface LoadOptions {
+  /** Flags the user set explicitly, by upstream flag name without dashes (e.g. "pod-manifest-path"). */
+  flags: Record<string, string>;
+  readFile?: (path: string) => string;
+  hostname?: () => string;
+}
+
+export function loadConfiguration(opts: LoadOptions): LoadedConfiguration {
+  const readFile = opts.readFile ?? ((p: string) => readFileSync(p, "utf8"));
+  const warnings: string[] = [];
+  const errors: string[] = [];
+
+  const flags = flagOnlySettings(opts.flags, errors);
+  let raw: Record<string, unknown> = {};
+  if (flags.config !== "") raw = readConfigFile(flags.config, readFile);
+
+  const applied = applySchema(kubeletConfigSchema, raw);
+  for (const e of applied.errors) errors.push(`${flags.config}: ${e}`);
+  if (applied.unknown.length > 0) {
+    warnings.push(`${flags.config}: unknown KubeletConfiguration field(s) ignored: ${applied.unknown.join(", ")}`);
+  }
+  const cfg = applied.value;
+
+  if (flags.config === "") applyLegacyDefaults(cfg);
+
+  for (const f of CONFIG_FLAGS) {
+    const given = opts.flags[f.flag];
+    if (given === undefined) continue;
+    const spec = specAt(f.path);
+    const r = convertField(spec, f.bool && given === "" ? "true" : given);
+    if (typeof r === "string") errors.push(`flag --${f.flag}: expected ${r}, got ${JSON.stringify(given)}`);
+    else setPath(cfg, f.path, r.ok);
+  }
+
+  const config = cfg as unknown as KubeletConfiguration;
+  errors.push(...crossFieldErrors(config, flags));
+  if (errors.length > 0) throw new ConfigError(`invalid configuration:\n  ${errors.join("\n  ")}`);
+
+  if (flags.certDir === "") flags.certDir = `${flags.rootDir}/pki`;
+  const nodeName = (flags.hostnameOverride || (opts.hostname ?? osHostname)()).trim().toLowerCase();
+  return { config, flags, nodeName, warnings };
+}
+
+/** The JSON /configz serves: {"kubeletconfig": {...}} with durations as Go strings. */
+export function configz(config: KubeletConfiguration): { kubeletconfig: Record<string, unknown> } {
+  return { kubeletconfig: toWire(kubeletConfigSchema, config as unknown as Record<string, unknown>) };
+}
+
+function readConfigFile(path: string, readFile: (p: string) => string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${errorMessage(err)}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid YAML or JSON: ${errorMessage(err)}`);
+  }
+  if (doc === null || doc === undefined) doc = {};
+  if (!isPlainObject(doc)) throw new ConfigError(`config file ${path}: expected a KubeletConfiguration object`);
+  if (doc.kind !== CONFIG_KIND || doc.apiVersion !== CONFIG_API_VERSION) {
+    throw new ConfigError(
+      `config file ${path}: expected apiVersion ${CONFIG_API_VERSION} and kind ${CONFIG_KIND}, got apiVersion ${JSON.stringify(doc.apiVersion)} kind ${JSON.stringify(doc.kind)}`,
+    );
+  }
+  return doc;
+}
+
+/** What the upstream kubelet defaults differently when it runs on flags alone (no --config). */
+function applyLegacyDefaults(cfg: Record<string, unknown>): void {
+  cfg.readOnlyPort = 10255;
+  cfg.cadvisorPort = 4194;
+  setPath(cfg, "authentication.anonymous.enabled", true);
+  setPath(cfg, "authentication.webhook.enabled", false);
+  setPath(cfg, "authorization.mode", "AlwaysAllow");
+}
+
+function flagOnlySettings(given: Record<string, string>, errors: string[]): KubeletFlags {
+  const out: Record<string, unknown> = {};
+  for (const f of FLAG_ONLY) out[f.key] = given[f.flag] ?? f.default;
+  const labels = parseKeyValueList(String(out.nodeLabels), "=");
+  if (labels === undefined) errors.push(`flag --node-labels: expected key=value pairs separated by commas, got ${JSON.stringify(out.nodeLabels)}`);
+  out.nodeLabels = labels ?? {};
+  if (out.nodeIP !== "" && !String(out.nodeIP).split(",").every((ip) => isIP(ip) !== 0)) {
+    errors.push(`flag --node-ip: expected an IP address (or two, comma-separated, for dual-stack), got ${JSON.stringify(out.nodeIP)}`);
+  }
+  return out as unknown as KubeletFlags;
+}
+
+function crossFieldErrors(c: KubeletConfiguration, f: KubeletFlags): string[] {
+  const errs: string[] = [];
+  if (c.imageGCLowThresholdPercent > c.imageGCHighThresholdPercent) {
+    errs.push(`imageGCLowThresholdPercent (${c.imageGCLowThresholdPercent}) must not be greater than imageGCHighThresholdPercent (${c.imageGCHighThresholdPercent})`);
+  }
+  if (c.fileCheckFrequency <= 0) errs.push("fileCheckFrequency: expected a positive duration");
+  if (c.runtimeRequestTimeout <= 0) errs.push("runtimeRequestTimeout: expected a positive duration");
+  if (c.nodeStatusUpdateFrequency <= 0) errs.push("nodeStatusUpdateFrequency: expected a positive duration");
+  if ((c.tlsCertFile === "") !== (c.tlsPrivateKeyFile === "")) errs.push("tlsCertFile and tlsPrivateKeyFile must be set together");
+  if (!f.rootDir.startsWith("/")) errs.push(`flag --root-dir: expected an absolute path, got ${JSON.stringify(f.rootDir)}`);
+  return errs;
+}
+
+function specAt(path: string): Exclude<FieldSpec, { kind: "object" }> {
+  let schema = kubeletConfigSchema;
+  const parts = path.split(".");
+  for (let i = 0; i < parts.length; i++) {
+    const spec = schema[parts[i] ?? ""];
+    if (!spec) break;
+    if (spec.kind === "object") schema = spec.fields;
+    else if (i === parts.length - 1) return spec;
+  }
+  throw new Error(`internal: no schema field at ${path}`);
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split(".");
+  let cur = obj;
+  for (const p of parts.slice(0, -1)) {
+    const next = cur[p];
+    if (!isPlainObject(next)) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1] ?? ""] = value;
+}

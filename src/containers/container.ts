@@ -1,0 +1,83 @@
+/** Builds the CRI ContainerConfig for one container of a pod. */
+import type { V1Container, V1Pod } from "@kubernetes/client-node";
+import type { ContainerConfig, KeyValue } from "../cri/types.js";
+import { createHash } from "node:crypto";
+import {
+  ANN_CONTAINER_HASH,
+  ANN_CONTAINER_PORTS,
+  ANN_CONTAINER_RESTART_COUNT,
+  ANN_POD_TERMINATION_GRACE,
+  ANN_TERMINATION_MESSAGE_PATH,
+  ANN_TERMINATION_MESSAGE_POLICY,
+  LABEL_CONTAINER_NAME,
+  LABEL_MANAGED_BY,
+  LABEL_POD_NAME,
+  LABEL_POD_NAMESPACE,
+  LABEL_POD_UID,
+} from "../api/labels.js";
+import { canonicalJSON } from "../pods/defaults.js";
+import { containerResources } from "./resources.js";
+import { expandVars, resolveEnv } from "./env.js";
+
+export interface ContainerOptions {
+  restartCount: number;
+  /** The image reference the runtime resolved (image id), used to create the container. */
+  imageRef: string;
+  memoryCapacity: number;
+  /** Values of status fields for the downward API (podIP, hostIP). */
+  podIPs: string[];
+  hostIPs: string[];
+}
+
+/** A hash of everything in the spec that needs a restart to take effect (resources excluded, as upstream). */
+export function containerHash(c: V1Container): string {
+  const { resources: _r, ...rest } = c;
+  return createHash("sha256").update(canonicalJSON(rest)).digest("hex").slice(0, 8);
+}
+
+export function containerLogPath(name: string, restartCount: number): string {
+  return `${name}/${restartCount}.log`;
+}
+
+export function buildContainerConfig(pod: V1Pod, c: V1Container, opts: ContainerOptions): ContainerConfig {
+  const meta = pod.metadata ?? {};
+  const envs: KeyValue[] = resolveEnv(pod, c, { podIPs: opts.podIPs, hostIPs: opts.hostIPs });
+  const envMap = Object.fromEntries(envs.map((e) => [e.key, e.value]));
+  const config: ContainerConfig = {
+    metadata: { name: c.name, attempt: opts.restartCount },
+    image: { image: opts.imageRef || (c.image ?? ""), userSpecifiedImage: c.image ?? "" },
+    command: (c.command ?? []).map((s) => expandVars(s, envMap)),
+    args: (c.args ?? []).map((s) => expandVars(s, envMap)),
+    workingDir: c.workingDir ?? "",
+    envs,
+    mounts: [],
+    labels: {
+      [LABEL_POD_NAME]: meta.name ?? "",
+      [LABEL_POD_NAMESPACE]: meta.namespace ?? "default",
+      [LABEL_POD_UID]: meta.uid ?? "",
+      [LABEL_CONTAINER_NAME]: c.name,
+      [LABEL_MANAGED_BY]: "true",
+    },
+    annotations: {
+      [ANN_CONTAINER_HASH]: containerHash(c),
+      [ANN_CONTAINER_RESTART_COUNT]: String(opts.restartCount),
+      [ANN_TERMINATION_MESSAGE_PATH]: c.terminationMessagePath ?? "/dev/termination-log",
+      [ANN_TERMINATION_MESSAGE_POLICY]: c.terminationMessagePolicy ?? "File",
+      [ANN_POD_TERMINATION_GRACE]: String(pod.spec?.terminationGracePeriodSeconds ?? 30),
+      ...(c.ports?.length ? { [ANN_CONTAINER_PORTS]: JSON.stringify(c.ports) } : {}),
+    },
+    logPath: containerLogPath(c.name, opts.restartCount),
+    stdin: c.stdin ?? false,
+    stdinOnce: c.stdinOnce ?? false,
+    tty: c.tty ?? false,
+    linux: {
+      resources: containerResources(c, pod, opts.memoryCapacity),
+      securityContext: {
+        privileged: c.securityContext?.privileged ?? false,
+        namespaceOptions: { network: pod.spec?.hostNetwork ? "NODE" : "POD", pid: pod.spec?.hostPID ? "NODE" : "CONTAINER", ipc: pod.spec?.hostIPC ? "NODE" : "POD" },
+        ...(c.securityContext?.readOnlyRootFilesystem ? { readonlyRootfs: true } : {}),
+      },
+    },
+  };
+  return config;
+}

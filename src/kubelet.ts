@@ -1,0 +1,196 @@
+/**
+ * The composition root: builds the kubelet's parts from the configuration and wires them together.
+ * Tests use this same wiring with fakes swapped in through KubeletDeps.
+ */
+import { readFile } from "node:fs/promises";
+import type { V1Pod } from "@kubernetes/client-node";
+import type { LoadedConfiguration } from "./config/index.js";
+import { formatDuration } from "./config/index.js";
+import type { ImageService, RuntimeService } from "./cri/types.js";
+import type { Clock } from "./util/clock.js";
+import type { Logger } from "./util/log.js";
+import type { KubeletMetrics } from "./metrics/index.js";
+import type { MachineFacts } from "./node/machine.js";
+import { createBackoff, CRASHLOOP_BACKOFF, IMAGE_PULL_BACKOFF } from "./pods/backoff.js";
+import { createImageManager } from "./pods/images.js";
+import { createPodManager, type PodManager } from "./pods/manager.js";
+import { createRelister, type Relister } from "./pods/relist.js";
+import { createRuntimeHealth, type RuntimeHealth } from "./pods/runtime-health.js";
+import { createStatusManager, type StatusManager } from "./pods/status-manager.js";
+import { createFileSource } from "./pods/sources/file.js";
+import { SOURCE_FILE } from "./api/labels.js";
+import type { EventRecorder } from "./pods/worker.js";
+import { startHealthzServer, startReadOnlyServer, type HealthCheck, type RunningServer } from "./server/index.js";
+
+export interface KubeletDeps {
+  rs: RuntimeService;
+  is: ImageService;
+  clock: Clock;
+  logger: Logger;
+  metrics: KubeletMetrics;
+  machine: MachineFacts;
+  nodeIPs: string[];
+  /** Overrides the relist period (1 s) — tests only. */
+  relistIntervalMs?: number;
+}
+
+export interface Kubelet {
+  /** Runs until the signal aborts; pods keep running afterwards, as with the upstream kubelet. */
+  run(signal: AbortSignal): Promise<void>;
+  /** Resolves when the listeners are up. */
+  readonly ready: Promise<void>;
+  readonly pods: PodManager;
+  readonly statuses: StatusManager;
+  readonly runtimeHealth: RuntimeHealth;
+  readonly relister: Relister;
+  servers(): Record<string, RunningServer>;
+  /** Desired pods with their latest status, as /pods shows them. */
+  podsWithStatus(): V1Pod[];
+}
+
+const PLEG_THRESHOLD_MS = 3 * 60_000;
+const HOUSEKEEPING_MS = 2_000;
+
+export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): Kubelet {
+  const { config, nodeName } = loaded;
+  const { clock, logger, metrics } = deps;
+  const statuses = createStatusManager();
+  const events: EventRecorder = (pod, type, reason, message) => {
+    logger.v(2).info("event", { pod: `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`, type, reason, message });
+  };
+  const runtimeHealth = createRuntimeHealth({ rs: deps.rs, endpoint: config.containerRuntimeEndpoint, clock, logger, intervalMs: 5_000, onChange: () => undefined });
+  const crashBackoff = createBackoff({ ...CRASHLOOP_BACKOFF, clock });
+  const images = createImageManager({ images: deps.is, backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }), serialize: config.serializeImagePulls, logger, onEvent: events });
+  let resolvConf = "";
+  const pods = createPodManager({
+    rs: deps.rs,
+    images,
+    crashBackoff,
+    clock,
+    logger,
+    metrics,
+    events,
+    sandbox: {
+      podLogsDir: config.podLogsDir,
+      get resolvConf() {
+        return resolvConf;
+      },
+      clusterDNS: config.clusterDNS,
+      clusterDomain: config.clusterDomain,
+      cgroupsPerQOS: config.cgroupsPerQOS,
+      cgroupRoot: config.cgroupRoot,
+    },
+    memoryCapacity: deps.machine.memoryCapacity,
+    hostIPs: () => deps.nodeIPs,
+    runtimeName: () => runtimeHealth.state().runtimeName || "containerd",
+    networkReady: () => runtimeHealth.state().networkReady,
+    resyncMs: config.syncFrequency,
+    setStatus: (pod, status) => statuses.setStatus(pod, status),
+    getStatus: (uid) => statuses.getStatus(uid),
+    statuses,
+  });
+
+  let lastHousekeeping = 0;
+  const relister = createRelister({
+    rs: deps.rs,
+    clock,
+    logger,
+    intervalMs: deps.relistIntervalMs ?? 1_000,
+    onPodChanged: (uid) => pods.onRuntimeEvent(uid),
+    onDuration: (ms) => {
+      metrics.plegRelistDuration.observe(ms / 1000);
+      metrics.plegLastSeen.set(clock.now() / 1000);
+    },
+    onRelist: (snap) => {
+      metrics.runningPods.set(snap.sandboxes.filter((s) => s.state === "SANDBOX_READY").length);
+      const byState = new Map<string, number>();
+      for (const c of snap.containers) byState.set(c.state, (byState.get(c.state) ?? 0) + 1);
+      for (const s of ["CONTAINER_CREATED", "CONTAINER_RUNNING", "CONTAINER_EXITED", "CONTAINER_UNKNOWN"]) {
+        metrics.runningContainers.set({ container_state: s.replace("CONTAINER_", "").toLowerCase() }, byState.get(s) ?? 0);
+      }
+      if (clock.now() - lastHousekeeping >= HOUSEKEEPING_MS) {
+        lastHousekeeping = clock.now();
+        pods.housekeeping(snap);
+      }
+    },
+  });
+
+  const checks: HealthCheck[] = [
+    { name: "ping", check: () => undefined },
+    { name: "runtime", check: () => runtimeHealth.state().problem },
+    {
+      name: "syncloop",
+      check: () => {
+        const last = relister.lastSuccessMs();
+        const since = clock.now() - (last || startedAt);
+        return since > PLEG_THRESHOLD_MS ? `pleg was last seen active ${formatDuration(Math.round(since / 1000) * 1000)} ago; threshold is ${formatDuration(PLEG_THRESHOLD_MS)}` : undefined;
+      },
+    },
+  ];
+
+  const podsWithStatus = (): V1Pod[] =>
+    pods.desiredPods().map((p) => ({ ...p, status: statuses.getStatus(p.metadata?.uid ?? "") ?? p.status ?? { phase: "Pending" } }));
+
+  const running: Record<string, RunningServer> = {};
+  let resolveReady!: () => void;
+  let rejectReady!: (e: unknown) => void;
+  const ready = new Promise<void>((res, rej) => {
+    resolveReady = res;
+    rejectReady = rej;
+  });
+  ready.catch(() => undefined);
+  let startedAt = clock.now();
+
+  const startServers = async (): Promise<void> => {
+    if (config.healthzPort > 0) {
+      running.healthz = await startHealthzServer({ checks, logger }, { address: config.healthzBindAddress, port: config.healthzPort });
+      logger.info("healthz listening", { address: `${config.healthzBindAddress}:${running.healthz.address.port}` });
+    }
+    if (config.readOnlyPort > 0) {
+      running.readonly = await startReadOnlyServer({ pods: { pods: podsWithStatus }, checks, metrics, logger }, { address: config.address, port: config.readOnlyPort });
+      logger.info("read-only API listening", { address: `${config.address}:${running.readonly.address.port}` });
+    }
+  };
+
+  return {
+    ready,
+    pods,
+    statuses,
+    runtimeHealth,
+    relister,
+    servers: () => running,
+    podsWithStatus,
+    async run(signal) {
+      startedAt = clock.now();
+      resolvConf = await readFile(config.resolvConf, "utf8").catch(() => "");
+      logger.info("tskubelet starting", { node: nodeName, runtime: config.containerRuntimeEndpoint, staticPodPath: config.staticPodPath || "(none)" });
+      try {
+        await startServers();
+        resolveReady();
+      } catch (err) {
+        rejectReady(err);
+        for (const s of Object.values(running)) await s.close();
+        throw err;
+      }
+      // On shutdown, stop acting on pods at once; the pods themselves keep running.
+      signal.addEventListener("abort", () => pods.stop(), { once: true });
+      const loops: Promise<void>[] = [runtimeHealth.run(signal), relister.run(signal)];
+      if (config.staticPodPath) {
+        pods.expectSources([SOURCE_FILE]);
+        const files = createFileSource({
+          path: config.staticPodPath,
+          nodeName,
+          checkFrequencyMs: config.fileCheckFrequency,
+          clock,
+          logger,
+          onUpdate: (list) => pods.setSourcePods(SOURCE_FILE, list),
+        });
+        loops.push(files.run(signal));
+      }
+      await Promise.all(loops);
+      pods.stop();
+      for (const s of Object.values(running)) await s.close();
+      logger.info("tskubelet stopped; pods keep running");
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * The kubelet's metrics, with upstream's names, in one registry passed to whoever records them.
+ * Nothing here is a module singleton: tests make their own.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+const POD_START_BUCKETS = [0.5, 1, 2, 3, 4, 5, 6, 8, 10, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600];
+const RUNTIME_OP_BUCKETS = Array.from({ length: 14 }, (_, i) => 0.005 * 2.5 ** i);
+
+export interface KubeletMetrics {
+  registry: Registry;
+  nodeName: Gauge<"node">;
+  runningPods: Gauge;
+  runningContainers: Gauge<"container_state">;
+  desiredPods: Gauge<"static">;
+  podStartDuration: Histogram;
+  podWorkerDuration: Histogram<"operation_type">;
+  startedPods: Counter;
+  startedPodsErrors: Counter;
+  startedContainers: Counter<"container_type">;
+  startedContainersErrors: Counter<"container_type" | "code">;
+  runtimeOperations: Counter<"operation_type">;
+  runtimeOperationsErrors: Counter<"operation_type">;
+  runtimeOperationsDuration: Histogram<"operation_type">;
+  plegRelistDuration: Histogram;
+  plegLastSeen: Gauge;
+  httpRequests: Counter<"method" | "path" | "server_type" | "long_running">;
+  httpRequestsDuration: Histogram<"method" | "path" | "server_type" | "long_running">;
+  httpInflight: Gauge<"method" | "path" | "server_type" | "long_running">;
+  /** Records one CRI call (the CRI client's onCall hook). */
+  recordRuntimeCall(op: string, ms: number, err?: unknown): void;
+}
+
+export function createKubeletMetrics(opts: { nodeName: string; processMetrics?: boolean }): KubeletMetrics {
+  const registry = new Registry();
+  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  const r = { registers: [registry] };
+  const m: KubeletMetrics = {
+    registry,
+    nodeName: new Gauge({ name: "kubelet_node_name", help: "The node's name. The count is always 1.", labelNames: ["node"], ...r }),
+    runningPods: new Gauge({ name: "kubelet_running_pods", help: "Number of pods that have a running pod sandbox", ...r }),
+    runningContainers: new Gauge({ name: "kubelet_running_containers", help: "Number of containers currently running", labelNames: ["container_state"], ...r }),
+    desiredPods: new Gauge({ name: "kubelet_desired_pods", help: "The number of pods the kubelet is being instructed to run.", labelNames: ["static"], ...r }),
+    podStartDuration: new Histogram({ name: "kubelet_pod_start_duration_seconds", help: "Duration in seconds from kubelet seeing a pod for the first time to the pod starting to run", buckets: POD_START_BUCKETS, ...r }),
+    podWorkerDuration: new Histogram({ name: "kubelet_pod_worker_duration_seconds", help: "Duration in seconds to sync a single pod. Broken down by operation type: create, update, or sync", labelNames: ["operation_type"], ...r }),
+    startedPods: new Counter({ name: "kubelet_started_pods_total", help: "Cumulative number of pods started", ...r }),
+    startedPodsErrors: new Counter({ name: "kubelet_started_pods_errors_total", help: "Cumulative number of errors when starting pods", ...r }),
+    startedContainers: new Counter({ name: "kubelet_started_containers_total", help: "Cumulative number of containers started", labelNames: ["container_type"], ...r }),
+    startedContainersErrors: new Counter({ name: "kubelet_started_containers_errors_total", help: "Cumulative number of errors when starting containers", labelNames: ["container_type", "code"], ...r }),
+    runtimeOperations: new Counter({ name: "kubelet_runtime_operations_total", help: "Cumulative number of runtime operations by operation type.", labelNames: ["operation_type"], ...r }),
+    runtimeOperationsErrors: new Counter({ name: "kubelet_runtime_operations_errors_total", help: "Cumulative number of runtime operation errors by operation type.", labelNames: ["operation_type"], ...r }),
+    runtimeOperationsDuration: new Histogram({ name: "kubelet_runtime_operations_duration_seconds", help: "Duration in seconds of runtime operations. Broken down by operation type.", labelNames: ["operation_type"], buckets: RUNTIME_OP_BUCKETS, ...r }),
+    plegRelistDuration: new Histogram({ name: "kubelet_pleg_relist_duration_seconds", help: "Duration in seconds for relisting pods in PLEG.", ...r }),
+    plegLastSeen: new Gauge({ name: "kubelet_pleg_last_seen_seconds", help: "Timestamp in seconds when PLEG was last seen active.", ...r }),
+    httpRequests: new Counter({ name: "kubelet_http_requests_total", help: "Number of the http requests received since the server started", labelNames: ["method", "path", "server_type", "long_running"], ...r }),
+    httpRequestsDuration: new Histogram({ name: "kubelet_http_requests_duration_seconds", help: "Duration in seconds to serve http requests", labelNames: ["method", "path", "server_type", "long_running"], ...r }),
+    httpInflight: new Gauge({ name: "kubelet_http_inflight_requests", help: "Number of the inflight http requests", labelNames: ["method", "path", "server_type", "long_running"], ...r }),
+    recordRuntimeCall(op, ms, err) {
+      m.runtimeOperations.inc({ operation_type: op });
+      m.runtimeOperationsDuration.observe({ operation_type: op }, ms / 1000);
+      if (err !== undefined) m.runtimeOperationsErrors.inc({ operation_type: op });
+    },
+  };
+  m.nodeName.set({ node: opts.nodeName }, 1);
+  return m;
+}

@@ -1,0 +1,127 @@
+/**
+ * The pod manager: merges the pod sources into the desired set (by UID), runs one worker per pod,
+ * terminates workers of pods that went away, and cleans up orphans the runtime still holds.
+ * A pod with the same full name as one still terminating waits for it (a changed static pod is
+ * recreated, never run twice at once).
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import type { Logger } from "../util/log.js";
+import { ANN_CONFIG_SOURCE, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID } from "../api/labels.js";
+import type { RelistSnapshot } from "./relist.js";
+import { createPodWorker, type PodWorker, type WorkerEnv } from "./worker.js";
+import type { StatusManager } from "./status-manager.js";
+
+export interface PodManager {
+  /** Replaces the complete set of pods of one source ("file", "api"). */
+  setSourcePods(source: string, pods: V1Pod[]): void;
+  /** Marks which sources must report before orphans may be cleaned up. */
+  expectSources(sources: string[]): void;
+  /** The desired pods, in a stable order. */
+  desiredPods(): V1Pod[];
+  getPodByUID(uid: string): V1Pod | undefined;
+  getPodByName(namespace: string, name: string): V1Pod | undefined;
+  /** Runtime reported a change for this pod. */
+  onRuntimeEvent(uid: string): void;
+  /** Cleans up runtime pods nobody wants (after all sources reported). */
+  housekeeping(snap: RelistSnapshot): void;
+  /** Stops all workers without touching pods (kubelet shutdown). */
+  stop(): void;
+  /** Resolves when every worker of the given pods finished its first full start (tests, benchmarks). */
+  workerCount(): number;
+  terminatingCount(): number;
+}
+
+export function createPodManager(env: WorkerEnv & { statuses: StatusManager; logger: Logger }): PodManager {
+  const sources = new Map<string, V1Pod[]>();
+  const expected = new Set<string>();
+  const workers = new Map<string, PodWorker>();
+  const terminating = new Map<string, { fullName: string; done: Promise<void> }>();
+  let desired = new Map<string, V1Pod>();
+  let stopped = false;
+
+  const fullName = (p: V1Pod): string => `${p.metadata?.namespace ?? ""}/${p.metadata?.name ?? ""}`;
+
+  const recompute = (): void => {
+    const next = new Map<string, V1Pod>();
+    for (const [, pods] of [...sources.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      for (const p of pods) {
+        const uid = p.metadata?.uid;
+        if (uid && !next.has(uid)) next.set(uid, p);
+      }
+    }
+    desired = next;
+    reconcile();
+  };
+
+  const reconcile = (): void => {
+    if (stopped) return;
+    for (const [uid, w] of workers) {
+      if (desired.has(uid)) continue;
+      workers.delete(uid);
+      const name = fullName(w.pod());
+      env.logger.info("pod removed from its source; terminating", { pod: name, uid });
+      const doneP = w.terminate().finally(() => {
+        terminating.delete(uid);
+        env.statuses.remove(uid);
+        reconcile();
+      });
+      terminating.set(uid, { fullName: name, done: doneP });
+    }
+    for (const [uid, pod] of desired) {
+      const w = workers.get(uid);
+      if (w) {
+        if (w.pod() !== pod) w.update(pod);
+        continue;
+      }
+      if (terminating.has(uid)) continue;
+      const name = fullName(pod);
+      if ([...terminating.values()].some((t) => t.fullName === name)) continue; // retried when that finishes
+      workers.set(uid, createPodWorker(pod, env));
+    }
+  };
+
+  return {
+    setSourcePods(source, pods) {
+      sources.set(source, pods);
+      recompute();
+    },
+    expectSources(list) {
+      for (const s of list) expected.add(s);
+    },
+    desiredPods: () => [...desired.values()],
+    getPodByUID: (uid) => desired.get(uid),
+    getPodByName: (ns, name) => [...desired.values()].find((p) => p.metadata?.namespace === ns && p.metadata?.name === name),
+    onRuntimeEvent(uid) {
+      workers.get(uid)?.trigger();
+    },
+    housekeeping(snap) {
+      if (stopped || ![...expected].every((s) => sources.has(s))) return;
+      const orphans = new Map<string, V1Pod>();
+      for (const obj of [...snap.sandboxes, ...snap.containers]) {
+        const uid = obj.labels[LABEL_POD_UID];
+        if (!uid || desired.has(uid) || workers.has(uid) || terminating.has(uid) || orphans.has(uid)) continue;
+        const grace = Number(obj.annotations["io.kubernetes.pod.terminationGracePeriod"] ?? "30");
+        orphans.set(uid, {
+          metadata: { uid, name: obj.labels[LABEL_POD_NAME] ?? "", namespace: obj.labels[LABEL_POD_NAMESPACE] ?? "", annotations: { [ANN_CONFIG_SOURCE]: "runtime" } },
+          spec: { containers: [], terminationGracePeriodSeconds: Number.isFinite(grace) ? grace : 30 },
+        });
+      }
+      for (const [uid, pod] of orphans) {
+        env.logger.info("cleaning up an orphaned pod the runtime still holds", { pod: fullName(pod), uid });
+        const doneP = createPodWorker(pod, env)
+          .terminate()
+          .finally(() => {
+            terminating.delete(uid);
+            reconcile();
+          });
+        terminating.set(uid, { fullName: fullName(pod), done: doneP });
+      }
+    },
+    stop() {
+      stopped = true;
+      for (const w of workers.values()) w.stop();
+    },
+    workerCount: () => workers.size,
+    terminatingCount: () => terminating.size,
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * The pod lifecycle event generator: relists sandboxes and containers through CRI every interval
+ * (containerd 1.6 has no event stream) and reports the pods whose runtime state changed.
+ */
+import type { Container, PodSandbox, RuntimeService } from "../cri/types.js";
+import type { Clock } from "../util/clock.js";
+import type { Logger } from "../util/log.js";
+import { errorMessage } from "../util/errors.js";
+import { LABEL_POD_UID } from "../api/labels.js";
+
+export interface RelistSnapshot {
+  atMs: number;
+  sandboxes: PodSandbox[];
+  containers: Container[];
+}
+
+export interface RelisterOptions {
+  rs: RuntimeService;
+  clock: Clock;
+  logger: Logger;
+  intervalMs: number;
+  onPodChanged: (uid: string) => void;
+  onRelist?: (snap: RelistSnapshot) => void;
+  onDuration?: (ms: number) => void;
+}
+
+export interface Relister {
+  run(signal: AbortSignal): Promise<void>;
+  /** Time of the last successful relist (0 if none yet). */
+  lastSuccessMs(): number;
+  lastError(): string | undefined;
+  latest(): RelistSnapshot | undefined;
+}
+
+export function createRelister(opts: RelisterOptions): Relister {
+  let previous = new Map<string, string>();
+  let lastOk = 0;
+  let lastErr: string | undefined;
+  let snapshot: RelistSnapshot | undefined;
+  let failures = 0;
+
+  const relist = async (): Promise<void> => {
+    const t0 = opts.clock.now();
+    const [sandboxes, containers] = await Promise.all([opts.rs.listPodSandbox(), opts.rs.listContainers()]);
+    const current = new Map<string, string[]>();
+    const add = (uid: string | undefined, fp: string): void => {
+      if (!uid) return;
+      const list = current.get(uid) ?? [];
+      list.push(fp);
+      current.set(uid, list);
+    };
+    for (const s of sandboxes) add(s.labels[LABEL_POD_UID], `s:${s.id}:${s.state}`);
+    for (const c of containers) add(c.labels[LABEL_POD_UID], `c:${c.id}:${c.state}`);
+    const next = new Map<string, string>();
+    for (const [uid, list] of current) next.set(uid, list.sort().join(","));
+    for (const [uid, fp] of next) if (previous.get(uid) !== fp) opts.onPodChanged(uid);
+    for (const uid of previous.keys()) if (!next.has(uid)) opts.onPodChanged(uid);
+    previous = next;
+    lastOk = opts.clock.now();
+    lastErr = undefined;
+    snapshot = { atMs: lastOk, sandboxes, containers };
+    opts.onDuration?.(lastOk - t0);
+    opts.onRelist?.(snapshot);
+  };
+
+  return {
+    async run(signal) {
+      while (!signal.aborted) {
+        try {
+          await relist();
+          if (failures > 0) opts.logger.info("container runtime answers again; relist resumed");
+          failures = 0;
+        } catch (err) {
+          lastErr = errorMessage(err);
+          if (failures === 0 || failures % 30 === 0) opts.logger.error("relist through CRI failed", { err: lastErr, failures });
+          failures++;
+        }
+        const delay = failures === 0 ? opts.intervalMs : Math.min(opts.intervalMs * 2 ** Math.min(failures, 5), 10_000);
+        await opts.clock.sleep(delay, signal).catch(() => undefined);
+      }
+    },
+    lastSuccessMs: () => lastOk,
+    lastError: () => lastErr,
+    latest: () => snapshot,
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * What the runtime holds for one pod, read through CRI by the pod's labels:
+ * its sandboxes and containers, newest first, with the details status needs.
+ */
+import type { ContainerState, PodSandboxState, RuntimeService } from "../cri/types.js";
+import {
+  ANN_CONTAINER_HASH,
+  ANN_HOST_NETWORK,
+  ANN_CONTAINER_RESTART_COUNT,
+  ANN_POD_TERMINATION_GRACE,
+  LABEL_CONTAINER_NAME,
+  LABEL_POD_NAME,
+  LABEL_POD_NAMESPACE,
+  LABEL_POD_UID,
+} from "../api/labels.js";
+
+export interface SandboxInfo {
+  id: string;
+  attempt: number;
+  state: PodSandboxState;
+  createdAtMs: number;
+  ip: string;
+  ips: string[];
+  /** True when the sandbox shares the node's network namespace. */
+  hostNetwork: boolean;
+}
+
+export interface ContainerInfo {
+  id: string;
+  sandboxId: string;
+  name: string;
+  attempt: number;
+  restartCount: number;
+  state: ContainerState;
+  createdAtMs: number;
+  startedAtMs: number;
+  finishedAtMs: number;
+  exitCode: number;
+  reason: string;
+  message: string;
+  hash: string;
+  image: string;
+  imageRef: string;
+  logPath: string;
+  graceSeconds: number | undefined;
+}
+
+export interface RuntimePod {
+  uid: string;
+  name: string;
+  namespace: string;
+  sandboxes: SandboxInfo[];
+  containers: ContainerInfo[];
+}
+
+/** Converts CRI nanoseconds (bigint) to milliseconds. */
+export function nsToMs(ns: bigint): number {
+  return Number(ns / 1_000_000n);
+}
+
+/** Reads the full runtime state of one pod: sandbox statuses and container statuses. */
+export async function getRuntimePod(rs: RuntimeService, pod: { uid: string; name: string; namespace: string }): Promise<RuntimePod> {
+  const selector = { [LABEL_POD_UID]: pod.uid };
+  const [sandboxes, containers] = await Promise.all([
+    rs.listPodSandbox({ labelSelector: selector }),
+    rs.listContainers({ labelSelector: selector }),
+  ]);
+  const sbInfos = await Promise.all(
+    sandboxes.map(async (sb): Promise<SandboxInfo> => {
+      let ip = "";
+      let ips: string[] = [];
+      const hostNetwork = sb.annotations[ANN_HOST_NETWORK] === "true";
+      if (sb.state === "SANDBOX_READY" && !hostNetwork) {
+        try {
+          const st = await rs.podSandboxStatus(sb.id);
+          ip = st.status.network?.ip ?? "";
+          ips = [ip, ...(st.status.network?.additionalIps ?? []).map((x) => x.ip)].filter((x) => x !== "");
+        } catch {
+          // Gone between list and status: the next relist sees the truth.
+        }
+      }
+      return { id: sb.id, attempt: sb.metadata.attempt, state: sb.state, createdAtMs: nsToMs(sb.createdAt), ip, ips, hostNetwork };
+    }),
+  );
+  const ctInfos: ContainerInfo[] = [];
+  await Promise.all(
+    containers.map(async (c) => {
+      try {
+        const { status: s } = await rs.containerStatus(c.id);
+        ctInfos.push({
+          id: c.id,
+          sandboxId: c.podSandboxId,
+          name: c.labels[LABEL_CONTAINER_NAME] ?? c.metadata.name,
+          attempt: c.metadata.attempt,
+          restartCount: Number(s.annotations[ANN_CONTAINER_RESTART_COUNT] ?? c.metadata.attempt),
+          state: s.state,
+          createdAtMs: nsToMs(s.createdAt),
+          startedAtMs: nsToMs(s.startedAt),
+          finishedAtMs: nsToMs(s.finishedAt),
+          exitCode: s.exitCode,
+          reason: s.reason,
+          message: s.message,
+          hash: s.annotations[ANN_CONTAINER_HASH] ?? "",
+          image: s.image.image,
+          imageRef: s.imageRef,
+          logPath: s.logPath,
+          graceSeconds: parseGrace(s.annotations[ANN_POD_TERMINATION_GRACE]),
+        });
+      } catch {
+        // Removed between list and status: the next relist sees the truth.
+      }
+    }),
+  );
+  sbInfos.sort((a, b) => b.createdAtMs - a.createdAtMs || b.attempt - a.attempt);
+  ctInfos.sort((a, b) => b.createdAtMs - a.createdAtMs || b.attempt - a.attempt);
+  return { uid: pod.uid, name: pod.name, namespace: pod.namespace, sandboxes: sbInfos, containers: ctInfos };
+}
+
+function parseGrace(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** Identity of a runtime object's pod, from its CRI labels. */
+export function podIdentityFromLabels(labels: Record<string, string>): { uid: string; name: string; namespace: string } | undefined {
+  const uid = labels[LABEL_POD_UID];
+  if (!uid) return undefined;
+  return { uid, name: labels[LABEL_POD_NAME] ?? "", namespace: labels[LABEL_POD_NAMESPACE] ?? "" };
+}

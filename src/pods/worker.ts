@@ -1,0 +1,313 @@
+/**
+ * One worker per pod: a loop that converges the runtime with the pod's desired state whenever
+ * something changes (a new spec, a runtime event, a backoff ending, the periodic resync), and that
+ * kills and cleans the pod up when it is no longer wanted. Level-triggered: every sync re-reads
+ * the runtime and re-plans.
+ */
+import { mkdir, rm } from "node:fs/promises";
+import type { V1Pod, V1PodStatus } from "@kubernetes/client-node";
+import type { PodSandboxConfig, RuntimeService } from "../cri/types.js";
+import type { Clock } from "../util/clock.js";
+import type { Logger } from "../util/log.js";
+import type { KubeletMetrics } from "../metrics/index.js";
+import { errorMessage } from "../util/errors.js";
+import { buildSandboxConfig, isHostNetwork, podLogDirectory, type SandboxOptions } from "../containers/sandbox.js";
+import { buildContainerConfig } from "../containers/container.js";
+import { podCgroupParent } from "../containers/resources.js";
+import { removeCgroup } from "../containers/cgroups.js";
+import type { Backoff } from "./backoff.js";
+import type { ImageManager } from "./images.js";
+import { backoffKey, computePodActions, type PodActions, type Waiting } from "./plan.js";
+import { getRuntimePod, type RuntimePod } from "./runtime-state.js";
+import { computePodStatus } from "./status.js";
+
+export type EventType = "Normal" | "Warning";
+export type EventRecorder = (pod: V1Pod, type: EventType, reason: string, message: string) => void;
+
+export interface WorkerEnv {
+  rs: RuntimeService;
+  images: ImageManager;
+  crashBackoff: Backoff;
+  clock: Clock;
+  logger: Logger;
+  metrics: KubeletMetrics | undefined;
+  events: EventRecorder;
+  sandbox: Omit<SandboxOptions, "attempt">;
+  memoryCapacity: number;
+  hostIPs: () => string[];
+  runtimeName: () => string;
+  networkReady: () => boolean;
+  resyncMs: number;
+  /** Receives every status the worker computes. */
+  setStatus: (pod: V1Pod, status: V1PodStatus) => void;
+  getStatus: (uid: string) => V1PodStatus | undefined;
+}
+
+export interface PodWorker {
+  readonly uid: string;
+  /** Hands the worker the pod's latest desired spec. */
+  update(pod: V1Pod): void;
+  /** Asks for a sync soon (runtime event). */
+  trigger(): void;
+  /** Kills the pod (with its grace period, or the override) and cleans up; resolves when done. */
+  terminate(gracePeriodSeconds?: number): Promise<void>;
+  /** Stops the loop without touching the pod (kubelet shutdown). */
+  stop(): void;
+  /** The last pod spec. */
+  pod(): V1Pod;
+  /** Resolves when the first sync that started all containers finished (for tests and metrics). */
+  readonly done: Promise<void>;
+}
+
+const SYNC_ERROR_RETRY_MS = 10_000;
+const MIN_GRACE_SECONDS = 2;
+
+export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
+  let pod = initial;
+  const uid = pod.metadata?.uid ?? "";
+  const log = env.logger.with({ pod: `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`, uid });
+  const firstSeen = env.clock.now();
+  let startRecorded = false;
+  let dirty = true;
+  let terminating: { grace: number | undefined } | undefined;
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  let cancelTimer: (() => void) | undefined;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  let terminated: Promise<void> | undefined;
+  let firstSync = true;
+
+  const poke = (): void => {
+    dirty = true;
+    wake?.();
+  };
+  const scheduleWake = (atMs: number): void => {
+    cancelTimer?.();
+    cancelTimer = env.clock.setTimer(Math.max(0, atMs - env.clock.now()), poke);
+  };
+
+  const loop = async (): Promise<void> => {
+    while (!stopped) {
+      if (!dirty && !terminating) {
+        await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+        continue;
+      }
+      dirty = false;
+      if (terminating) {
+        await killAndCleanUp(terminating.grace);
+        return;
+      }
+      const t0 = env.clock.now();
+      try {
+        const next = await syncPod();
+        scheduleWake(next);
+      } catch (err) {
+        log.error("pod sync failed; will retry", { err: errorMessage(err) });
+        scheduleWake(env.clock.now() + SYNC_ERROR_RETRY_MS);
+      }
+      env.metrics?.podWorkerDuration.observe({ operation_type: firstSync ? "create" : "sync" }, (env.clock.now() - t0) / 1000);
+      firstSync = false;
+    }
+  };
+
+  /** One sync; returns when the next periodic or backoff sync is due. */
+  const syncPod = async (): Promise<number> => {
+    const before = await getRuntimePod(env.rs, ident(pod));
+    const actions = computePodActions({ pod, runtime: before, crashBackoff: env.crashBackoff, nowMs: env.clock.now() });
+    const waiting = new Map<string, Waiting>(actions.waiting);
+    const changed = await execute(actions, before, waiting);
+    const after = changed ? await getRuntimePod(env.rs, ident(pod)) : before;
+    publishStatus(after, waiting);
+    const resync = env.clock.now() + env.resyncMs;
+    return actions.wakeAtMs !== undefined ? Math.min(actions.wakeAtMs, resync) : waiting.size > 0 ? Math.min(resync, env.clock.now() + SYNC_ERROR_RETRY_MS) : resync;
+  };
+
+  const publishStatus = (rp: RuntimePod, waiting: Map<string, Waiting>): void => {
+    const prev = env.getStatus(uid);
+    const status = computePodStatus({
+      pod,
+      runtime: rp,
+      waiting,
+      runtimeName: env.runtimeName(),
+      hostIPs: env.hostIPs(),
+      startTime: new Date(firstSeen),
+      previous: prev,
+      now: new Date(env.clock.now()),
+    });
+    env.setStatus(pod, status);
+    const allRunning = (status.containerStatuses ?? []).length > 0 && (status.containerStatuses ?? []).every((c) => c.state?.running);
+    if (allRunning && !startRecorded) {
+      startRecorded = true;
+      env.metrics?.podStartDuration.observe((env.clock.now() - firstSeen) / 1000);
+      env.metrics?.startedPods.inc();
+      resolveDone();
+    }
+  };
+
+  /** Carries out a plan; records waiting reasons; returns whether anything changed in the runtime. */
+  const execute = async (a: PodActions, rp: RuntimePod, waiting: Map<string, Waiting>): Promise<boolean> => {
+    let changed = false;
+    const grace = pod.spec?.terminationGracePeriodSeconds ?? 30;
+    if (a.killPod) {
+      await killRuntimePod(rp, grace);
+      changed = true;
+    }
+    await Promise.all(
+      a.containersToKill.map(async (k) => {
+        env.events(pod, "Normal", "Killing", `Stopping container ${k.name}`);
+        await env.rs.stopContainer(k.id, Math.max(MIN_GRACE_SECONDS, grace));
+        changed = true;
+      }),
+    );
+    let sandboxId = a.sandbox?.id;
+    let sandboxIPs = a.sandbox?.ips ?? [];
+    const sbConfig: PodSandboxConfig = buildSandboxConfig(pod, { ...env.sandbox, attempt: a.createSandbox ? a.sandboxAttempt : (a.sandbox?.attempt ?? 0) });
+    if (a.createSandbox) {
+      if (!isHostNetwork(pod) && !env.networkReady()) {
+        for (const s of a.containersToStart) waiting.set(s.container.name, { reason: "ContainerCreating", message: "" });
+        log.v(2).info("waiting for the runtime network before creating the pod sandbox");
+        return changed;
+      }
+      try {
+        await mkdir(sbConfig.logDirectory ?? podLogDirectory(env.sandbox.podLogsDir, pod), { recursive: true, mode: 0o755 });
+        sandboxId = await env.rs.runPodSandbox(sbConfig);
+        changed = true;
+        if (!isHostNetwork(pod)) {
+          const st = await env.rs.podSandboxStatus(sandboxId);
+          sandboxIPs = [st.status.network?.ip ?? "", ...(st.status.network?.additionalIps ?? []).map((x) => x.ip)].filter((x) => x !== "");
+        }
+      } catch (err) {
+        const message = `Failed to create pod sandbox: ${errorMessage(err)}`;
+        env.events(pod, "Warning", "FailedCreatePodSandBox", message);
+        env.metrics?.startedPodsErrors.inc();
+        for (const s of a.containersToStart) waiting.set(s.container.name, { reason: "ContainerCreating", message });
+        log.error("failed to create pod sandbox", { err: errorMessage(err) });
+        return true;
+      }
+    }
+    if (sandboxId !== undefined) {
+      for (const s of a.containersToStart) {
+        const ok = await startContainer(s, sandboxId, sbConfig, { podIPs: isHostNetwork(pod) ? env.hostIPs() : sandboxIPs, waiting });
+        changed = true;
+        if (!ok) break;
+      }
+    }
+    for (const id of a.containersToRemove) {
+      await env.rs.removeContainer(id).catch((err: unknown) => log.v(2).info("container removal failed", { id, err: errorMessage(err) }));
+      changed = true;
+    }
+    for (const id of a.sandboxesToRemove) {
+      await env.rs.stopPodSandbox(id).catch(() => undefined);
+      await env.rs.removePodSandbox(id).catch((err: unknown) => log.v(2).info("sandbox removal failed", { id, err: errorMessage(err) }));
+      changed = true;
+    }
+    return changed;
+  };
+
+  const startContainer = async (
+    s: PodActions["containersToStart"][number],
+    sandboxId: string,
+    sbConfig: PodSandboxConfig,
+    ctx: { podIPs: string[]; waiting: Map<string, Waiting> },
+  ): Promise<boolean> => {
+    const c = s.container;
+    const img = await env.images.ensureImage(pod, c, sbConfig);
+    if (!img.ok) {
+      ctx.waiting.set(c.name, { reason: img.reason, message: img.message });
+      return true;
+    }
+    if (!img.pulled) env.events(pod, "Normal", "Pulled", `Container image "${c.image ?? ""}" already present on machine`);
+    let id: string;
+    try {
+      const config = buildContainerConfig(pod, c, { restartCount: s.restartCount, imageRef: img.imageRef, memoryCapacity: env.memoryCapacity, podIPs: ctx.podIPs, hostIPs: env.hostIPs() });
+      id = await env.rs.createContainer(sandboxId, config, sbConfig);
+    } catch (err) {
+      const message = errorMessage(err);
+      ctx.waiting.set(c.name, { reason: "CreateContainerError", message });
+      env.events(pod, "Warning", "Failed", `Error: ${message}`);
+      env.metrics?.startedContainersErrors.inc({ container_type: "container", code: "CreateContainerError" });
+      return true;
+    }
+    env.events(pod, "Normal", "Created", `Created container ${c.name}`);
+    if (s.afterExit) env.crashBackoff.next(backoffKey(pod, c.name), s.afterExit.finishedAtMs);
+    try {
+      await env.rs.startContainer(id);
+    } catch (err) {
+      const message = errorMessage(err);
+      ctx.waiting.set(c.name, { reason: "RunContainerError", message });
+      env.events(pod, "Warning", "Failed", `Error: ${message}`);
+      env.metrics?.startedContainersErrors.inc({ container_type: "container", code: "RunContainerError" });
+      env.crashBackoff.next(backoffKey(pod, c.name));
+      return true;
+    }
+    env.metrics?.startedContainers.inc({ container_type: "container" });
+    env.events(pod, "Normal", "Started", `Started container ${c.name}`);
+    return true;
+  };
+
+  const killRuntimePod = async (rp: RuntimePod, graceSeconds: number): Promise<void> => {
+    const running = rp.containers.filter((c) => c.state === "CONTAINER_RUNNING" || c.state === "CONTAINER_CREATED");
+    await Promise.all(
+      running.map(async (c) => {
+        env.events(pod, "Normal", "Killing", `Stopping container ${c.name}`);
+        await env.rs.stopContainer(c.id, Math.max(c.state === "CONTAINER_CREATED" ? 0 : MIN_GRACE_SECONDS, graceSeconds));
+      }),
+    );
+    for (const sb of rp.sandboxes) if (sb.state === "SANDBOX_READY") await env.rs.stopPodSandbox(sb.id);
+  };
+
+  const killAndCleanUp = async (graceOverride: number | undefined): Promise<void> => {
+    const grace = graceOverride ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
+    for (let attempt = 0; !stopped; attempt++) {
+      try {
+        const rp = await getRuntimePod(env.rs, ident(pod));
+        await killRuntimePod(rp, grace);
+        for (const c of rp.containers) await env.rs.removeContainer(c.id).catch(() => undefined);
+        for (const sb of rp.sandboxes) await env.rs.removePodSandbox(sb.id);
+        await rm(podLogDirectory(env.sandbox.podLogsDir, pod), { recursive: true, force: true });
+        if (env.sandbox.cgroupsPerQOS) await removeCgroup(podCgroupParent(pod, env.sandbox.cgroupRoot)).catch(() => undefined);
+        for (const c of pod.spec?.containers ?? []) env.crashBackoff.reset(backoffKey(pod, c.name));
+        log.v(1).info("pod terminated and cleaned up");
+        return;
+      } catch (err) {
+        log.error("pod termination failed; will retry", { err: errorMessage(err), attempt });
+        await env.clock.sleep(Math.min(30_000, 1000 * 2 ** attempt));
+      }
+    }
+  };
+
+  // Started on a microtask, so a caller can terminate() a fresh worker before its first sync.
+  const running = Promise.resolve()
+    .then(loop)
+    .catch((err: unknown) => log.error("pod worker crashed", { err: errorMessage(err) }));
+
+  return {
+    uid,
+    update(next) {
+      pod = next;
+      poke();
+    },
+    trigger: poke,
+    terminate(grace) {
+      terminating ??= { grace };
+      cancelTimer?.();
+      poke();
+      terminated ??= running.then(() => resolveDone());
+      return terminated;
+    },
+    stop() {
+      stopped = true;
+      cancelTimer?.();
+      wake?.();
+      resolveDone();
+    },
+    pod: () => pod,
+    done,
+  };
+}
+
+function ident(pod: V1Pod): { uid: string; name: string; namespace: string } {
+  return { uid: pod.metadata?.uid ?? "", name: pod.metadata?.name ?? "", namespace: pod.metadata?.namespace ?? "" };
+}
