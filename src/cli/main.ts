@@ -49,6 +49,11 @@ export function buildProgram(run: (flags: Record<string, string>) => Promise<num
   return program;
 }
 
+/** pflag accepts `-v=2`; commander wants `-v 2` or `--v=2`. */
+export function normalizeArgs(argv: string[]): string[] {
+  return argv.map((a) => (a.startsWith("-v=") ? `--v=${a.slice(3)}` : a));
+}
+
 async function main(): Promise<void> {
   const program = buildProgram(async (flags) => {
     let loaded;
@@ -63,7 +68,7 @@ async function main(): Promise<void> {
     }
     return runKubelet(loaded);
   });
-  await program.parseAsync(process.argv);
+  await program.parseAsync(normalizeArgs(process.argv));
   // Open handles (gRPC channels, file watchers) must not keep a stopped kubelet alive.
   process.exit(process.exitCode ?? 0);
 }
