@@ -159,7 +159,9 @@ export function messageOut(schemas: Schemas, typeName: string, obj: unknown, pat
 function int64In(v: unknown): bigint {
   if (typeof v === "string" || typeof v === "number" || typeof v === "bigint") return BigInt(v);
   // A Long-like object (should not happen with longs: String, but cheap to honour).
-  if (typeof v === "object" && v !== null && "toString" in v) return BigInt(String(v));
+  if (typeof v === "object" && v !== null && typeof (v as { toString?: unknown }).toString === "function") {
+    return BigInt((v as { toString(): string }).toString());
+  }
   return 0n;
 }
 

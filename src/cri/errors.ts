@@ -41,22 +41,18 @@ export function isUnimplemented(err: unknown): boolean {
   return isCriError(err, "Unimplemented");
 }
 
+const CODES = new Map<number, CriErrorCode>([
+  [GrpcStatus.UNAVAILABLE, "Unavailable"],
+  [GrpcStatus.DEADLINE_EXCEEDED, "DeadlineExceeded"],
+  [GrpcStatus.NOT_FOUND, "NotFound"],
+  [GrpcStatus.UNIMPLEMENTED, "Unimplemented"],
+  [GrpcStatus.INVALID_ARGUMENT, "InvalidArgument"],
+]);
+const CANCELLED: number = GrpcStatus.CANCELLED;
+
 /** The CRI code for a gRPC status code. */
 export function criCodeOf(grpcCode: number): CriErrorCode {
-  switch (grpcCode) {
-    case GrpcStatus.UNAVAILABLE:
-      return "Unavailable";
-    case GrpcStatus.DEADLINE_EXCEEDED:
-      return "DeadlineExceeded";
-    case GrpcStatus.NOT_FOUND:
-      return "NotFound";
-    case GrpcStatus.UNIMPLEMENTED:
-      return "Unimplemented";
-    case GrpcStatus.INVALID_ARGUMENT:
-      return "InvalidArgument";
-    default:
-      return "Unknown";
-  }
+  return CODES.get(grpcCode) ?? "Unknown";
 }
 
 interface GrpcLikeError {
@@ -125,7 +121,7 @@ export async function toCriError(err: unknown, site: CallSite): Promise<CriError
       text = `not implemented by this runtime (${details})`;
       break;
     default:
-      text = err.code === GrpcStatus.CANCELLED ? `cancelled: ${details}` : details;
+      text = err.code === CANCELLED ? `cancelled: ${details}` : details;
   }
   return new CriError(code, `${prefix}: ${text}`, {
     rpc: site.rpc,

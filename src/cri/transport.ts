@@ -67,7 +67,7 @@ function methodOf(service: "RuntimeService" | "ImageService", rpc: string): AnyM
 
 function messageName(m: AnyMethod, which: "requestType" | "responseType"): string {
   const t: unknown = m[which].type;
-  const name = typeof t === "object" && t !== null && "name" in t ? (t as { name: unknown }).name : undefined;
+  const name = typeof t === "object" && t !== null && "name" in t ? t.name : undefined;
   if (typeof name !== "string") throw new Error(`CRI proto: method ${m.path} has no ${which}`);
   return `${CRI_PACKAGE}.${name}`;
 }
