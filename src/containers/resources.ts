@@ -71,7 +71,7 @@ export function oomScoreAdj(c: V1Container, pod: V1Pod, memoryCapacity: number):
   const qos = qosClass(pod);
   if (qos === "Guaranteed") return -997;
   if (qos === "BestEffort") return 1000;
-  const memReq = parseQuantity(quantityOf(c.resources?.requests as ResourceMap, "memory") ?? 0) ?? 0;
+  const memReq = parseQuantity(quantityOf(c.resources?.requests, "memory") ?? 0) ?? 0;
   if (memoryCapacity <= 0) return 999;
   const adj = 1000 - Math.floor((1000 * memReq) / memoryCapacity);
   return Math.min(999, Math.max(2, adj));

@@ -128,7 +128,7 @@ describe("static pods on containerd", () => {
     assert.equal(after.find((p) => p.metadata?.name === `broken-${k.nodeName}`), undefined);
     for (const uid of runningBefore) assert.ok(after.some((p) => p.metadata?.uid === uid && mainState(p) === "running"), `pod ${uid ?? ""} still running`);
     // Fixing the file starts the pod.
-    await k.writeManifest("broken.yaml", bad.replace(/- name: a\n    image: tskubelet.local\/busybox:1.35\n$/, "- name: b\n    image: tskubelet.local/busybox:1.35\n    command: [sleep, \"3600\"]\n").replace("  - name: a\n    image: tskubelet.local/busybox:1.35\n  - name: b", "  - name: a\n    image: tskubelet.local/busybox:1.35\n    command: [sleep, \"3600\"]\n  - name: b"));
+    await k.writeManifest("broken.yaml", bad.replace(/- name: a\n {4}image: tskubelet.local\/busybox:1.35\n$/, "- name: b\n    image: tskubelet.local/busybox:1.35\n    command: [sleep, \"3600\"]\n").replace("  - name: a\n    image: tskubelet.local/busybox:1.35\n  - name: b", "  - name: a\n    image: tskubelet.local/busybox:1.35\n    command: [sleep, \"3600\"]\n  - name: b"));
     await waitFor(async () => {
       const p = await k.pod("broken");
       return p?.status?.containerStatuses?.every((s) => s.state?.running) ? p : undefined;

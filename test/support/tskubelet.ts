@@ -153,7 +153,7 @@ export async function waitFor<T>(cond: () => Promise<T | undefined | false> | T 
       lastErr = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what()}${lastErr ? ` (last error: ${String(lastErr)})` : ""}`);
+      throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what()}${lastErr ? ` (last error: ${lastErr instanceof Error ? lastErr.message : JSON.stringify(lastErr)})` : ""}`);
     }
     await sleep(opts.intervalMs ?? 100);
   }
