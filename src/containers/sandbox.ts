@@ -1,7 +1,7 @@
 /** Builds the CRI PodSandboxConfig for a pod. */
 import type { V1Pod } from "@kubernetes/client-node";
 import type { DNSConfig, PodSandboxConfig, PortMapping, Protocol } from "../cri/types.js";
-import { ANN_HOST_NETWORK, LABEL_MANAGED_BY, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID } from "../api/labels.js";
+import { ANN_HOST_NETWORK, ANN_POD_TERMINATION_GRACE, LABEL_MANAGED_BY, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID } from "../api/labels.js";
 import { podCgroupParent } from "./resources.js";
 
 export interface SandboxOptions {
@@ -36,6 +36,7 @@ export function buildSandboxConfig(pod: V1Pod, opts: SandboxOptions): PodSandbox
   };
   const annotations: Record<string, string> = { ...(meta.annotations ?? {}) };
   if (hostNetwork) annotations[ANN_HOST_NETWORK] = "true";
+  annotations[ANN_POD_TERMINATION_GRACE] = String(pod.spec?.terminationGracePeriodSeconds ?? 30);
   const config: PodSandboxConfig = {
     metadata: { name: meta.name ?? "", namespace: meta.namespace ?? "default", uid: meta.uid ?? "", attempt: opts.attempt },
     // runc refuses to set a hostname without a private UTS namespace.

@@ -6,7 +6,7 @@
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "../util/log.js";
-import { ANN_CONFIG_SOURCE, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID } from "../api/labels.js";
+import { ANN_CONFIG_SOURCE, ANN_POD_TERMINATION_GRACE, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID } from "../api/labels.js";
 import type { RelistSnapshot } from "./relist.js";
 import { createPodWorker, type PodWorker, type WorkerEnv } from "./worker.js";
 import type { StatusManager } from "./status-manager.js";
@@ -97,10 +97,11 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
     housekeeping(snap) {
       if (stopped || ![...expected].every((s) => sources.has(s))) return;
       const orphans = new Map<string, V1Pod>();
-      for (const obj of [...snap.sandboxes, ...snap.containers]) {
+      // Containers first: they carry the pod's grace period in their annotations.
+      for (const obj of [...snap.containers, ...snap.sandboxes]) {
         const uid = obj.labels[LABEL_POD_UID];
         if (!uid || desired.has(uid) || workers.has(uid) || terminating.has(uid) || orphans.has(uid)) continue;
-        const grace = Number(obj.annotations["io.kubernetes.pod.terminationGracePeriod"] ?? "30");
+        const grace = Number(obj.annotations[ANN_POD_TERMINATION_GRACE] ?? "30");
         orphans.set(uid, {
           metadata: { uid, name: obj.labels[LABEL_POD_NAME] ?? "", namespace: obj.labels[LABEL_POD_NAMESPACE] ?? "", annotations: { [ANN_CONFIG_SOURCE]: "runtime" } },
           spec: { containers: [], terminationGracePeriodSeconds: Number.isFinite(grace) ? grace : 30 },
