@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
 import { isIP } from "node:net";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, errorMessage } from "../util/errors.js";
 import { applySchema, convertField, isPlainObject, parseKeyValueList, toWire } from "./apply.js";
@@ -36,6 +37,7 @@ export function loadConfiguration(opts: LoadOptions): LoadedConfiguration {
   let raw: Record<string, unknown> = {};
   if (flags.config !== "") raw = readConfigFile(flags.config, readFile);
 
+  if (flags.config !== "") resolveRelativePaths(raw, dirname(resolve(flags.config)));
   const applied = applySchema(kubeletConfigSchema, raw);
   for (const e of applied.errors) errors.push(`${flags.config}: ${e}`);
   if (applied.unknown.length > 0) {
@@ -89,6 +91,21 @@ function readConfigFile(path: string, readFile: (p: string) => string): Record<s
     );
   }
   return doc;
+}
+
+/** Upstream resolves these file paths of the config file relative to the file's own directory. */
+const RELATIVE_PATH_FIELDS = ["staticPodPath", "tlsCertFile", "tlsPrivateKeyFile", "resolvConf", "authentication.x509.clientCAFile"];
+
+function resolveRelativePaths(raw: Record<string, unknown>, base: string): void {
+  for (const path of RELATIVE_PATH_FIELDS) {
+    const parts = path.split(".");
+    let holder: unknown = raw;
+    for (const p of parts.slice(0, -1)) holder = isPlainObject(holder) ? holder[p] : undefined;
+    const key = parts[parts.length - 1] ?? "";
+    if (!isPlainObject(holder)) continue;
+    const v = holder[key];
+    if (typeof v === "string" && v !== "" && !isAbsolute(v)) holder[key] = resolve(base, v);
+  }
 }
 
 /** What the upstream kubelet defaults differently when it runs on flags alone (no --config). */
