@@ -39,7 +39,7 @@ export function applySchema(schema: Schema, raw: Record<string, unknown>, prefix
       out[key] = structuredClone(spec.default);
       continue;
     }
-    const r = convertField(spec, given);
+    const r = convertField(spec, given, "file");
     if (typeof r === "string") {
       errors.push(`${path}: expected ${r}, got ${describe(given)}`);
       out[key] = structuredClone(spec.default);
@@ -50,8 +50,14 @@ export function applySchema(schema: Schema, raw: Record<string, unknown>, prefix
   return { value: out, errors, unknown };
 }
 
-/** Converts one value (from the file, or a flag's string) to the field's internal form, or says what was expected. */
-export function convertField(spec: Exclude<FieldSpec, { kind: "object" }>, v: unknown): { ok: unknown } | string {
+/**
+ * Converts one value to the field's internal form, or says what was expected. File values are
+ * typed strictly (a string is not a number); flag values are strings and are parsed.
+ */
+export function convertField(spec: Exclude<FieldSpec, { kind: "object" }>, v: unknown, source: "file" | "flag"): { ok: unknown } | string {
+  if (source === "file" && typeof v === "string" && !["string", "enum", "duration"].includes(spec.kind)) {
+    return expectedForFile(spec.kind);
+  }
   switch (spec.kind) {
     case "string": {
       if (typeof v !== "string") return spec.check ? "a string" : "a string";
@@ -97,6 +103,23 @@ export function convertField(spec: Exclude<FieldSpec, { kind: "object" }>, v: un
       return convertEvictionMap(v);
     case "taints":
       return convertTaints(v);
+  }
+}
+
+function expectedForFile(kind: string): string {
+  switch (kind) {
+    case "int":
+      return "an integer";
+    case "number":
+      return "a number";
+    case "bool":
+      return "true or false";
+    case "stringList":
+      return "a list of strings";
+    case "taints":
+      return "a list of taints ({key, value, effect})";
+    default:
+      return "a map";
   }
 }
 

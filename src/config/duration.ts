@@ -40,6 +40,7 @@ export function formatDuration(ms: number): string {
   if (ms === 0) return "0s";
   const neg = ms < 0;
   let rest = Math.abs(ms);
+  if (rest < 1) return `${neg ? "-" : ""}${trimNumber(rest * 1000)}µs`;
   if (rest < 1000) return `${neg ? "-" : ""}${trimNumber(rest)}ms`;
   const h = Math.floor(rest / 3_600_000);
   rest -= h * 3_600_000;

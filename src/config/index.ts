@@ -46,12 +46,16 @@ export function loadConfiguration(opts: LoadOptions): LoadedConfiguration {
   const cfg = applied.value;
 
   if (flags.config === "") applyLegacyDefaults(cfg);
+  // Upstream: an explicitly set nodeStatusUpdateFrequency is also the report frequency's default.
+  if (raw.nodeStatusReportFrequency === undefined && raw.nodeStatusUpdateFrequency !== undefined) {
+    cfg.nodeStatusReportFrequency = cfg.nodeStatusUpdateFrequency;
+  }
 
   for (const f of CONFIG_FLAGS) {
     const given = opts.flags[f.flag];
     if (given === undefined) continue;
     const spec = specAt(f.path);
-    const r = convertField(spec, f.bool && given === "" ? "true" : given);
+    const r = convertField(spec, f.bool && given === "" ? "true" : given, "flag");
     if (typeof r === "string") errors.push(`flag --${f.flag}: expected ${r}, got ${JSON.stringify(given)}`);
     else setPath(cfg, f.path, r.ok);
   }
@@ -123,10 +127,42 @@ function flagOnlySettings(given: Record<string, string>, errors: string[]): Kube
   const labels = parseKeyValueList(String(out.nodeLabels), "=");
   if (labels === undefined) errors.push(`flag --node-labels: expected key=value pairs separated by commas, got ${JSON.stringify(out.nodeLabels)}`);
   out.nodeLabels = labels ?? {};
+  for (const key of Object.keys(labels ?? {})) {
+    if (!nodeLabelAllowed(key)) {
+      errors.push(
+        `flag --node-labels: unknown 'kubernetes.io' or 'k8s.io' label ${JSON.stringify(key)}: only kubelet.kubernetes.io/*, node.kubernetes.io/* and the well-known labels may be set by the kubelet`,
+      );
+    }
+  }
   if (out.nodeIP !== "" && !String(out.nodeIP).split(",").every((ip) => isIP(ip) !== 0)) {
     errors.push(`flag --node-ip: expected an IP address (or two, comma-separated, for dual-stack), got ${JSON.stringify(out.nodeIP)}`);
   }
   return out as unknown as KubeletFlags;
+}
+
+const WELL_KNOWN_NODE_LABELS = new Set([
+  "kubernetes.io/hostname",
+  "kubernetes.io/os",
+  "kubernetes.io/arch",
+  "beta.kubernetes.io/os",
+  "beta.kubernetes.io/arch",
+  "beta.kubernetes.io/instance-type",
+  "node.kubernetes.io/instance-type",
+  "topology.kubernetes.io/zone",
+  "topology.kubernetes.io/region",
+  "failure-domain.beta.kubernetes.io/zone",
+  "failure-domain.beta.kubernetes.io/region",
+]);
+
+/** Upstream allows labels in kubernetes.io / k8s.io only from a fixed set and two namespaces. */
+export function nodeLabelAllowed(key: string): boolean {
+  const slash = key.indexOf("/");
+  if (slash < 0) return true;
+  const prefix = key.slice(0, slash);
+  const restricted = prefix === "kubernetes.io" || prefix === "k8s.io" || prefix.endsWith(".kubernetes.io") || prefix.endsWith(".k8s.io");
+  if (!restricted) return true;
+  if (WELL_KNOWN_NODE_LABELS.has(key)) return true;
+  return prefix === "kubelet.kubernetes.io" || prefix.endsWith(".kubelet.kubernetes.io") || prefix === "node.kubernetes.io" || prefix.endsWith(".node.kubernetes.io");
 }
 
 function crossFieldErrors(c: KubeletConfiguration, f: KubeletFlags): string[] {

@@ -66,15 +66,21 @@ export function sharesFromMilli(milli: number): number {
   return Math.min(MAX_SHARES, Math.max(MIN_SHARES, Math.floor((milli * SHARES_PER_CPU) / 1000)));
 }
 
-/** Upstream's policy: Guaranteed -997, BestEffort 1000, Burstable scaled by memory request into [2, 999]. */
+/**
+ * Upstream's policy: node-critical static pods and Guaranteed -997, BestEffort 1000, Burstable
+ * scaled by its memory request into [3, 999] (strictly between the two).
+ */
 export function oomScoreAdj(c: V1Container, pod: V1Pod, memoryCapacity: number): number {
+  const GUARANTEED = -997;
+  const nodeCritical = pod.spec?.priorityClassName === "system-node-critical" || (pod.spec?.priority ?? 0) >= 2_000_001_000;
+  if (nodeCritical && pod.metadata?.annotations?.["kubernetes.io/config.source"] === "file") return GUARANTEED;
   const qos = qosClass(pod);
-  if (qos === "Guaranteed") return -997;
+  if (qos === "Guaranteed") return GUARANTEED;
   if (qos === "BestEffort") return 1000;
   const memReq = parseQuantity(quantityOf(c.resources?.requests, "memory") ?? 0) ?? 0;
   if (memoryCapacity <= 0) return 999;
   const adj = 1000 - Math.floor((1000 * memReq) / memoryCapacity);
-  return Math.min(999, Math.max(2, adj));
+  return Math.min(999, Math.max(1000 + GUARANTEED, adj));
 }
 
 /** The cgroupfs parent of a pod's sandbox: /kubepods[/burstable|/besteffort]/pod<uid>. */

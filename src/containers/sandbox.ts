@@ -82,7 +82,7 @@ export function parseResolvConf(text: string): DNSConfig {
     const line = raw.replace(/[#;].*$/, "").trim();
     const [key, ...rest] = line.split(/\s+/);
     if (key === "nameserver" && rest[0]) servers.push(rest[0]);
-    else if (key === "search") searches.splice(0, searches.length, ...rest);
+    else if (key === "search") searches.splice(0, searches.length, ...rest.map((d) => d.replace(/\.+$/, "")).filter((d) => d !== ""));
     else if (key === "options") options.push(...rest);
   }
   return { servers, searches, options };
@@ -108,10 +108,18 @@ function dnsConfig(pod: V1Pod, opts: SandboxOptions): DNSConfig {
     cfg = {
       servers: dedupe([...cfg.servers, ...(extra.nameservers ?? [])]),
       searches: dedupe([...cfg.searches, ...(extra.searches ?? [])]),
-      options: dedupe([...cfg.options, ...(extra.options ?? []).map((o) => (o.value !== undefined ? `${o.name}:${o.value}` : o.name ?? ""))]),
+      options: mergeOptions(cfg.options, (extra.options ?? []).map((o) => (o.value !== undefined ? `${o.name ?? ""}:${o.value}` : (o.name ?? "")))),
     };
   }
-  return cfg;
+  // The resolver reads at most 3 nameservers and 32 search domains.
+  return { servers: cfg.servers.slice(0, 3), searches: cfg.searches.slice(0, 32), options: cfg.options };
+}
+
+/** Options by name: a pod's option replaces the policy's option of the same name. */
+function mergeOptions(base: string[], overrides: string[]): string[] {
+  const byName = new Map<string, string>();
+  for (const o of [...base, ...overrides]) if (o !== "") byName.set(o.split(":")[0] ?? o, o);
+  return [...byName.values()];
 }
 
 function dedupe(list: string[]): string[] {

@@ -18,7 +18,10 @@ interface Entry {
 }
 
 export interface Backoff {
-  /** Records a failure that happened at `eventMs` (default now); returns the new delay. */
+  /**
+   * Records a failure that happened at `eventMs` (default now); returns the new delay. The entry's
+   * last update is now; an event more than resetAfterMs after it starts the delay over.
+   */
   next(key: string, eventMs?: number): number;
   /** True while less than the current delay has passed since `eventMs` (e.g. a container's finish time). */
   isInBackoffSince(key: string, eventMs: number): boolean;
@@ -38,7 +41,7 @@ export function createBackoff(opts: BackoffOptions): Backoff {
     next(key, eventMs = opts.clock.now()) {
       const e = entries.get(key);
       const delayMs = !e || expired(e, eventMs) ? opts.initialMs : Math.min(e.delayMs * 2, opts.maxMs);
-      entries.set(key, { delayMs, lastUpdate: eventMs });
+      entries.set(key, { delayMs, lastUpdate: opts.clock.now() });
       return delayMs;
     },
     isInBackoffSince(key, eventMs) {

@@ -51,11 +51,14 @@ function defaultProbe(p: V1Probe): void {
 
 /** Always for `:latest` or an untagged reference, IfNotPresent otherwise (digests count as tagged). */
 export function defaultPullPolicy(image: string): "Always" | "IfNotPresent" {
-  if (image.includes("@")) return "IfNotPresent";
-  const lastSlash = image.lastIndexOf("/");
-  const tagAt = image.indexOf(":", lastSlash + 1);
-  if (tagAt < 0) return "Always";
-  return image.slice(tagAt + 1) === "latest" ? "Always" : "IfNotPresent";
+  const at = image.indexOf("@");
+  const named = at >= 0 ? image.slice(0, at) : image;
+  const lastSlash = named.lastIndexOf("/");
+  const tagAt = named.indexOf(":", lastSlash + 1);
+  const tag = tagAt < 0 ? "" : named.slice(tagAt + 1);
+  if (tag === "latest") return "Always";
+  if (at >= 0 || tag !== "") return "IfNotPresent";
+  return "Always";
 }
 
 /**

@@ -110,7 +110,9 @@ export function computePodActions(input: PlanInput): PodActions {
       actions.sandboxAttempt = newest ? newest.attempt + 1 : 0;
       for (const c of toStart) {
         const last = latest.get(c.name);
-        actions.containersToStart.push({ container: c, restartCount: last ? last.restartCount + 1 : 0, afterExit: undefined });
+        if (last && last.state !== "CONTAINER_RUNNING" && last.finishedAtMs > 0 && inCrashLoop(input, c.name, last, actions)) continue;
+        const afterExit = last && last.state !== "CONTAINER_RUNNING" && last.finishedAtMs > 0 ? { finishedAtMs: last.finishedAtMs } : undefined;
+        actions.containersToStart.push({ container: c, restartCount: last ? last.restartCount + 1 : 0, afterExit });
       }
     }
     collectGarbage(runtime, undefined, actions);
@@ -157,18 +159,23 @@ function planContainer(input: PlanInput, c: V1Container, last: ContainerInfo | u
   }
   if (!currentSandbox && last.state !== "CONTAINER_EXITED") return;
   if (!shouldRestart(policy, last)) return;
-  const key = backoffKey(pod, c.name);
-  if (input.crashBackoff.isInBackoffSince(key, last.finishedAtMs)) {
-    const delay = input.crashBackoff.delay(key);
-    actions.waiting.set(c.name, {
-      reason: "CrashLoopBackOff",
-      message: `back-off ${formatDuration(delay)} restarting failed container=${c.name} pod=${pod.metadata?.name ?? ""}_${pod.metadata?.namespace ?? ""}(${pod.metadata?.uid ?? ""})`,
-    });
-    const wake = last.finishedAtMs + delay;
-    actions.wakeAtMs = actions.wakeAtMs === undefined ? wake : Math.min(actions.wakeAtMs, wake);
-    return;
-  }
+  if (inCrashLoop(input, c.name, last, actions)) return;
   actions.containersToStart.push({ container: c, restartCount: last.restartCount + 1, afterExit: { finishedAtMs: last.finishedAtMs } });
+}
+
+/** True (and the container marked CrashLoopBackOff, with a wake-up) while its restart backoff runs. */
+function inCrashLoop(input: PlanInput, name: string, last: ContainerInfo, actions: PodActions): boolean {
+  const { pod } = input;
+  const key = backoffKey(pod, name);
+  if (!input.crashBackoff.isInBackoffSince(key, last.finishedAtMs)) return false;
+  const delay = input.crashBackoff.delay(key);
+  actions.waiting.set(name, {
+    reason: "CrashLoopBackOff",
+    message: `back-off ${formatDuration(delay)} restarting failed container=${name} pod=${pod.metadata?.name ?? ""}_${pod.metadata?.namespace ?? ""}(${pod.metadata?.uid ?? ""})`,
+  });
+  const wake = last.finishedAtMs + delay;
+  actions.wakeAtMs = actions.wakeAtMs === undefined ? wake : Math.min(actions.wakeAtMs, wake);
+  return true;
 }
 
 /**

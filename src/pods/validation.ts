@@ -34,7 +34,7 @@ export function validatePod(pod: V1Pod): FieldProblem[] {
   if (!name) add("metadata.name", "Required value: name or generateName is required");
   else if (!DNS1123_SUBDOMAIN.test(name) || name.length > 253) add("metadata.name", `Invalid value: ${q(name)}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'`);
   const ns = meta?.namespace;
-  if (ns !== undefined && (!DNS1123_LABEL.test(ns) || ns.length > 63)) add("metadata.namespace", `Invalid value: ${q(ns)}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'`);
+  if (ns !== undefined && ns !== "" && (!DNS1123_LABEL.test(ns) || ns.length > 63)) add("metadata.namespace", `Invalid value: ${q(ns)}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'`);
 
   const spec = pod.spec;
   if (!spec) {

@@ -8,7 +8,11 @@ export interface HealthCheck {
   check(): string | undefined;
 }
 
-export function healthzHandler(checks: HealthCheck[]): Handler {
+/**
+ * As upstream, the body names each failing check but withholds the reason (these endpoints answer
+ * without credentials); the reason goes to the log.
+ */
+export function healthzHandler(checks: HealthCheck[], log?: (name: string, reason: string) => void): Handler {
   return (_req, res, ctx) => {
     const verbose = ctx.url.searchParams.has("verbose");
     const results = checks.map((c) => ({ name: c.name, err: c.check() }));
@@ -17,18 +21,22 @@ export function healthzHandler(checks: HealthCheck[]): Handler {
       sendText(res, verbose ? results.map((r) => `[+]${r.name} ok`).join("\n") + "\nhealthz check passed\n" : "ok");
       return;
     }
-    const body = results.map((r) => (r.err === undefined ? `[+]${r.name} ok` : `[-]${r.name} failed: ${r.err}`)).join("\n") + "\nhealthz check failed\n";
+    for (const r of failed) log?.(r.name, r.err ?? "");
+    const body = results.map((r) => (r.err === undefined ? `[+]${r.name} ok` : `[-]${r.name} failed: reason withheld`)).join("\n") + "\nhealthz check failed\n";
     sendText(res, body, 500);
   };
 }
 
 /** /healthz/<name>: one check alone. */
-export function singleCheckHandler(checks: HealthCheck[]): Handler {
+export function singleCheckHandler(checks: HealthCheck[], log?: (name: string, reason: string) => void): Handler {
   return (_req, res, ctx) => {
     const c = checks.find((x) => x.name === ctx.params.name);
     if (!c) throw new HttpError(404, `no health check named ${JSON.stringify(ctx.params.name)}`);
     const err = c.check();
     if (err === undefined) sendText(res, "ok");
-    else sendText(res, `[-]${c.name} failed: ${err}\nhealthz check failed\n`, 500);
+    else {
+      log?.(c.name, err);
+      sendText(res, `[-]${c.name} failed: reason withheld\nhealthz check failed\n`, 500);
+    }
   };
 }

@@ -44,36 +44,45 @@ export function createRouter(routes: Route[], opts: { serverType: string; metric
   const compiled = routes.map((r) => ({ ...r, match: compilePattern(r.pattern) }));
   return {
     async dispatch(req, res) {
-      const url = new URL(req.url ?? "/", "http://localhost");
       const method = req.method ?? "GET";
-      let found: (typeof compiled)[number] | undefined;
-      let params: Record<string, string> | undefined;
-      const allowed = new Set<string>();
-      for (const r of compiled) {
-        const p = r.match(url.pathname);
-        if (!p) continue;
-        if (!r.methods.includes(method)) {
-          r.methods.forEach((m) => allowed.add(m));
-          continue;
-        }
-        found = r;
-        params = p;
-        break;
-      }
-      const bucket = metricsPath(url.pathname);
-      const labels = { method, path: bucket, server_type: opts.serverType, long_running: String(found?.longRunning === true) };
+      let pathname = "/";
+      let labels = { method, path: "other", server_type: opts.serverType, long_running: "false" };
       const t0 = process.hrtime.bigint();
-      opts.metrics?.httpInflight.inc(labels);
+      let counted = false;
       try {
+        let url: URL;
+        try {
+          url = new URL(req.url ?? "/", "http://localhost");
+        } catch {
+          throw new HttpError(400, `malformed request target ${JSON.stringify((req.url ?? "").slice(0, 200))}`);
+        }
+        pathname = url.pathname;
+        let found: (typeof compiled)[number] | undefined;
+        let params: Record<string, string> | undefined;
+        const allowed = new Set<string>();
+        for (const r of compiled) {
+          const p = r.match(pathname);
+          if (!p) continue;
+          if (!r.methods.includes(method)) {
+            r.methods.forEach((m) => allowed.add(m));
+            continue;
+          }
+          found = r;
+          params = p;
+          break;
+        }
+        labels = { method, path: metricsPath(pathname), server_type: opts.serverType, long_running: String(found?.longRunning === true) };
+        opts.metrics?.httpInflight.inc(labels);
+        counted = true;
         if (!found || !params) {
-          if (allowed.size > 0) throw new HttpError(405, `${method} is not allowed on ${url.pathname}`, { Allow: [...allowed].join(", ") });
+          if (allowed.size > 0) throw new HttpError(405, `${method} is not allowed on ${pathname}`, { Allow: [...allowed].join(", ") });
           throw new HttpError(404, "404 page not found");
         }
         await found.handler(req, res, { url, params });
       } catch (err) {
         sendError(res, err, opts.logger);
       } finally {
-        opts.metrics?.httpInflight.dec(labels);
+        if (counted) opts.metrics?.httpInflight.dec(labels);
         opts.metrics?.httpRequests.inc(labels);
         opts.metrics?.httpRequestsDuration.observe(labels, Number(process.hrtime.bigint() - t0) / 1e9);
       }
@@ -81,12 +90,22 @@ export function createRouter(routes: Route[], opts: { serverType: string; metric
   };
 }
 
-/** Upstream's request-metric bucket: the first path segment, `metrics/<x>` for metrics paths. */
+const METRIC_BUCKETS = new Set([
+  "attach", "checkpoint", "configz", "containerLogs", "debug", "exec", "healthz", "logs", "metrics", "pods",
+  "portForward", "run", "runningpods", "spec", "stats", "api", "containers", "docker", "static",
+]);
+const METRICS_SUBPATHS = new Set(["cadvisor", "probes", "resource", "slis"]);
+
+/**
+ * Upstream's request-metric bucket: a known first path segment (`metrics/<x>` for the metrics
+ * sub-paths), anything else "other" — so request paths never grow the label set.
+ */
 export function metricsPath(pathname: string): string {
   const parts = pathname.split("/").filter((s) => s !== "");
-  if (parts.length === 0) return "other";
-  if (parts[0] === "metrics") return parts.length > 1 ? `metrics/${parts[1] ?? ""}` : "metrics";
-  return parts[0] ?? "other";
+  const first = parts[0];
+  if (first === undefined || !METRIC_BUCKETS.has(first)) return "other";
+  if (first === "metrics" && parts[1] !== undefined) return METRICS_SUBPATHS.has(parts[1]) ? `metrics/${parts[1]}` : "other";
+  return first;
 }
 
 function compilePattern(pattern: string): (path: string) => Record<string, string> | undefined {
@@ -156,7 +175,7 @@ export const DEFAULT_LIMITS: ServerLimits = { maxHeaderSize: 1 << 20, requestTim
 
 export function createHttpServer(router: Router, limits: ServerLimits = DEFAULT_LIMITS): Server {
   const server = createServer({ maxHeaderSize: limits.maxHeaderSize, requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs }, (req, res) => {
-    void router.dispatch(req, res);
+    router.dispatch(req, res).catch(() => res.destroy());
   });
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   return server;

@@ -9,6 +9,11 @@ import { healthzHandler, singleCheckHandler, type HealthCheck } from "./healthz.
 import { debugDisabledRoutes, metricsHandler, podsHandler, type PodLister } from "./handlers.js";
 
 export type { HealthCheck } from "./healthz.js";
+
+/** Failing checks are named in the response; their reasons go to the log. */
+export function healthLog(logger: Logger): (name: string, reason: string) => void {
+  return (name, reason) => logger.warn("health check failed", { check: name, reason });
+}
 export type { PodLister } from "./handlers.js";
 
 export interface RunningServer {
@@ -25,8 +30,8 @@ export interface ReadOnlyDeps {
 
 export function readOnlyRoutes(deps: ReadOnlyDeps): Route[] {
   return [
-    { pattern: "/healthz", methods: ["GET", "HEAD"], handler: healthzHandler(deps.checks) },
-    { pattern: "/healthz/:name", methods: ["GET", "HEAD"], handler: singleCheckHandler(deps.checks) },
+    { pattern: "/healthz", methods: ["GET", "HEAD"], handler: healthzHandler(deps.checks, healthLog(deps.logger)) },
+    { pattern: "/healthz/:name", methods: ["GET", "HEAD"], handler: singleCheckHandler(deps.checks, healthLog(deps.logger)) },
     { pattern: "/pods", methods: ["GET"], handler: podsHandler(deps.pods) },
     { pattern: "/metrics", methods: ["GET"], handler: metricsHandler(deps.metrics.registry) },
     ...debugDisabledRoutes(),
@@ -48,8 +53,8 @@ export function startReadOnlyServer(deps: ReadOnlyDeps, opts: { address: string;
 /** 10248: plain HTTP, only /healthz (and /healthz/<check>). */
 export function startHealthzServer(deps: { checks: HealthCheck[]; logger: Logger }, opts: { address: string; port: number }): Promise<RunningServer> {
   const routes: Route[] = [
-    { pattern: "/healthz", methods: ["GET", "HEAD"], handler: healthzHandler(deps.checks) },
-    { pattern: "/healthz/:name", methods: ["GET", "HEAD"], handler: singleCheckHandler(deps.checks) },
+    { pattern: "/healthz", methods: ["GET", "HEAD"], handler: healthzHandler(deps.checks, healthLog(deps.logger)) },
+    { pattern: "/healthz/:name", methods: ["GET", "HEAD"], handler: singleCheckHandler(deps.checks, healthLog(deps.logger)) },
   ];
   const router = createRouter(routes, { serverType: "healthz", logger: deps.logger });
   return start(createHttpServer(router), opts.port, opts.address);

@@ -68,7 +68,8 @@ describe("restarts and runtime outages", () => {
       const h = await k.healthz();
       return h.status === 500 ? h : undefined;
     }, { timeoutMs: 30_000, what: () => "healthz to report the runtime down" });
-    assert.match(down.body, /\[-\]runtime failed: container runtime is down/);
+    assert.match(down.body, /\[-\]runtime failed: reason withheld/);
+    assert.match(k.output(), /"health check failed" check="runtime" reason="container runtime is down"/);
     assert.match(k.output(), /container runtime is not answering; will retry.*endpoint="unix:\/\/[^"]+containerd\.sock"/);
     // A pod added while the runtime is down starts once it is back.
     await k.writeManifest("late.yaml", podManifest("late", { command: ["sleep", "3600"] }));
