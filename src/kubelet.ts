@@ -20,6 +20,9 @@ import { createStatusManager, type StatusManager } from "./pods/status-manager.j
 import { createFileSource } from "./pods/sources/file.js";
 import { SOURCE_FILE } from "./api/labels.js";
 import type { EventRecorder } from "./pods/worker.js";
+import type { ApiClient } from "./api/client.js";
+import type { PodManagerHooks } from "./pods/manager.js";
+import { createClusterMode, type ClusterMode } from "./cluster.js";
 import { startHealthzServer, startReadOnlyServer, type HealthCheck, type RunningServer } from "./server/index.js";
 
 export interface KubeletDeps {
@@ -32,6 +35,8 @@ export interface KubeletDeps {
   nodeIPs: string[];
   /** Overrides the relist period (1 s) — tests only. */
   relistIntervalMs?: number;
+  /** The apiserver client: present in cluster mode (--kubeconfig), absent standalone. */
+  api?: ApiClient;
 }
 
 export interface Kubelet {
@@ -55,10 +60,17 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
   const { config, nodeName } = loaded;
   const { clock, logger, metrics } = deps;
   const statuses = createStatusManager();
+  let cluster: ClusterMode | undefined;
   const events: EventRecorder = (pod, type, reason, message) => {
     logger.v(2).info("event", { pod: `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`, type, reason, message });
+    cluster?.events(pod, type, reason, message);
   };
-  const runtimeHealth = createRuntimeHealth({ rs: deps.rs, endpoint: config.containerRuntimeEndpoint, clock, logger, intervalMs: 5_000, onChange: () => undefined });
+  // Filled in by cluster mode once it exists; the pod manager calls through it.
+  const hooks: PodManagerHooks = {
+    admit: (pod, active) => cluster?.hooks.admit?.(pod, active),
+    onTerminated: (pod) => cluster?.hooks.onTerminated?.(pod),
+  };
+  const runtimeHealth = createRuntimeHealth({ rs: deps.rs, endpoint: config.containerRuntimeEndpoint, clock, logger, intervalMs: 5_000, onChange: () => cluster?.node.poke() });
   const crashBackoff = createBackoff({ ...CRASHLOOP_BACKOFF, clock });
   const images = createImageManager({ images: deps.is, backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }), serialize: config.serializeImagePulls, logger, onEvent: events });
   let resolvConf = "";
@@ -88,6 +100,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     setStatus: (pod, status) => statuses.setStatus(pod, status),
     getStatus: (uid) => statuses.getStatus(uid),
     statuses,
+    hooks,
   });
 
   let lastHousekeeping = 0;
@@ -175,6 +188,23 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       // On shutdown, stop acting on pods at once; the pods themselves keep running.
       signal.addEventListener("abort", () => pods.stop(), { once: true });
       const loops: Promise<void>[] = [runtimeHealth.run(signal), relister.run(signal)];
+      if (deps.api) {
+        cluster = await createClusterMode({
+          api: deps.api,
+          loaded,
+          clock,
+          logger,
+          machine: deps.machine,
+          nodeIPs: deps.nodeIPs,
+          images: deps.is,
+          pods,
+          statuses,
+          runtimeHealth,
+          plegAgeMs: () => clock.now() - (relister.lastSuccessMs() || startedAt),
+        });
+        logger.info("cluster mode", { apiserver: deps.api.server, identity: deps.api.identity() });
+        loops.push(cluster.run(signal));
+      }
       if (config.staticPodPath) {
         pods.expectSources([SOURCE_FILE]);
         const files = createFileSource({
@@ -183,7 +213,10 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
           checkFrequencyMs: config.fileCheckFrequency,
           clock,
           logger,
-          onUpdate: (list) => pods.setSourcePods(SOURCE_FILE, list),
+          onUpdate: (list) => {
+            pods.setSourcePods(SOURCE_FILE, list);
+            cluster?.onStaticPods(list);
+          },
         });
         loops.push(files.run(signal));
       }

@@ -2,6 +2,7 @@
 import { createImageService, createRuntimeService } from "../cri/index.js";
 import type { LoadedConfiguration } from "../config/index.js";
 import { createKubelet } from "../kubelet.js";
+import { createApiClient, type ApiClient } from "../api/client.js";
 import { createKubeletMetrics } from "../metrics/index.js";
 import { detectNodeIPs, readMachineFacts } from "../node/machine.js";
 import { systemClock } from "../util/clock.js";
@@ -17,7 +18,16 @@ export async function runKubelet(loaded: LoadedConfiguration): Promise<number> {
   const rs = createRuntimeService(config.containerRuntimeEndpoint, { timeoutMs: config.runtimeRequestTimeout, logger, onCall });
   const is = createImageService(config.imageServiceEndpoint || config.containerRuntimeEndpoint, { timeoutMs: config.runtimeRequestTimeout, logger, onCall });
   const [machine, nodeIPs] = await Promise.all([readMachineFacts(), detectNodeIPs(loaded.flags.nodeIP)]);
-  const kubelet = createKubelet(loaded, { rs, is, clock: systemClock, logger, metrics, machine, nodeIPs });
+  let api: ApiClient | undefined;
+  if (loaded.flags.kubeconfig) {
+    try {
+      api = await createApiClient({ kubeconfigPath: loaded.flags.kubeconfig, clock: systemClock, qps: config.kubeAPIQPS, burst: config.kubeAPIBurst, timeoutMs: 30_000 });
+    } catch (err) {
+      logger.error("cannot use the kubeconfig", { kubeconfig: loaded.flags.kubeconfig, err: errorMessage(err) });
+      return 1;
+    }
+  }
+  const kubelet = createKubelet(loaded, { rs, is, clock: systemClock, logger, metrics, machine, nodeIPs, ...(api ? { api } : {}) });
 
   const controller = new AbortController();
   const onSignal = (sig: string): void => {
@@ -35,5 +45,6 @@ export async function runKubelet(loaded: LoadedConfiguration): Promise<number> {
   } finally {
     rs.close();
     is.close();
+    api?.close();
   }
 }

@@ -31,11 +31,27 @@ export interface PodManager {
   terminatingCount(): number;
 }
 
-export function createPodManager(env: WorkerEnv & { statuses: StatusManager; logger: Logger }): PodManager {
+/** A pod refused at admission: it never runs and reports phase Failed with this reason. */
+export interface Rejection {
+  reason: string;
+  message: string;
+}
+
+export interface PodManagerHooks {
+  /** Decides whether a new pod may run; `active` are the pods already admitted. */
+  admit?: (pod: V1Pod, active: V1Pod[]) => Rejection | undefined;
+  /** Called once a pod that was deleted through the API has been killed and cleaned up. */
+  onTerminated?: (pod: V1Pod) => void;
+}
+
+export function createPodManager(env: WorkerEnv & { statuses: StatusManager; logger: Logger; hooks?: PodManagerHooks }): PodManager {
   const sources = new Map<string, V1Pod[]>();
   const expected = new Set<string>();
   const workers = new Map<string, PodWorker>();
   const terminating = new Map<string, { fullName: string; done: Promise<void> }>();
+  /** Pods deleted through the API that finished terminating: never started again. */
+  const finished = new Set<string>();
+  const rejected = new Set<string>();
   let desired = new Map<string, V1Pod>();
   let stopped = false;
 
@@ -53,19 +69,37 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
     reconcile();
   };
 
+  const startTermination = (uid: string, w: PodWorker, grace: number | undefined, deleted: boolean): void => {
+    workers.delete(uid);
+    const pod = w.pod();
+    const name = fullName(pod);
+    env.logger.info(deleted ? "pod deleted through the API; terminating" : "pod removed from its source; terminating", { pod: name, uid, gracePeriod: grace });
+    const doneP = w.terminate(grace).finally(() => {
+      terminating.delete(uid);
+      if (deleted) {
+        finished.add(uid);
+        env.hooks?.onTerminated?.(desired.get(uid) ?? pod);
+      } else {
+        env.statuses.remove(uid);
+      }
+      reconcile();
+    });
+    terminating.set(uid, { fullName: name, done: doneP });
+  };
+
   const reconcile = (): void => {
     if (stopped) return;
     for (const [uid, w] of workers) {
-      if (desired.has(uid)) continue;
-      workers.delete(uid);
-      const name = fullName(w.pod());
-      env.logger.info("pod removed from its source; terminating", { pod: name, uid });
-      const doneP = w.terminate().finally(() => {
-        terminating.delete(uid);
+      const want = desired.get(uid);
+      if (!want) startTermination(uid, w, undefined, false);
+      else if (want.metadata?.deletionTimestamp) startTermination(uid, w, want.metadata.deletionGracePeriodSeconds ?? undefined, true);
+    }
+    for (const uid of [...finished, ...rejected]) {
+      if (!desired.has(uid)) {
+        finished.delete(uid);
+        rejected.delete(uid);
         env.statuses.remove(uid);
-        reconcile();
-      });
-      terminating.set(uid, { fullName: name, done: doneP });
+      }
     }
     for (const [uid, pod] of desired) {
       const w = workers.get(uid);
@@ -73,9 +107,27 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
         if (w.pod() !== pod) w.update(pod);
         continue;
       }
-      if (terminating.has(uid)) continue;
+      if (terminating.has(uid) || finished.has(uid) || rejected.has(uid)) continue;
+      if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") {
+        // Already terminal in the API (e.g. completed before a restart): never run again.
+        continue;
+      }
+      if (pod.metadata?.deletionTimestamp) {
+        // Deleted before it ever ran here: nothing to kill.
+        finished.add(uid);
+        env.hooks?.onTerminated?.(pod);
+        continue;
+      }
       const name = fullName(pod);
       if ([...terminating.values()].some((t) => t.fullName === name)) continue; // retried when that finishes
+      const rejection = env.hooks?.admit?.(pod, [...workers.values()].map((x) => x.pod()));
+      if (rejection) {
+        rejected.add(uid);
+        env.logger.warn("pod rejected at admission", { pod: name, uid, reason: rejection.reason, message: rejection.message });
+        env.events(pod, "Warning", rejection.reason, rejection.message);
+        env.statuses.setStatus(pod, { phase: "Failed", reason: rejection.reason, message: rejection.message, ...(pod.status?.startTime ? {} : {}) });
+        continue;
+      }
       workers.set(uid, createPodWorker(pod, env));
     }
   };

@@ -258,12 +258,46 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     for (const sb of rp.sandboxes) if (sb.state === "SANDBOX_READY") await env.rs.stopPodSandbox(sb.id);
   };
 
+  /** The status a terminated pod ends with: every container terminated; Succeeded only if all exited 0. */
+  const publishFinalStatus = (rp: RuntimePod): void => {
+    const status = computePodStatus({
+      pod,
+      runtime: rp,
+      waiting: new Map(),
+      runtimeName: env.runtimeName(),
+      hostIPs: env.hostIPs(),
+      startTime: new Date(firstSeen),
+      previous: env.getStatus(uid),
+      now: new Date(env.clock.now()),
+    });
+    const states = status.containerStatuses ?? [];
+    const allSucceeded = states.length > 0 && states.every((c) => c.state?.terminated?.exitCode === 0);
+    status.phase = allSucceeded ? "Succeeded" : "Failed";
+    for (const c of states) {
+      c.ready = false;
+      if (!c.state?.terminated) {
+        c.state = { terminated: { exitCode: 137, reason: "ContainerStatusUnknown", message: "The container could not be located when the pod was terminated" } };
+      }
+    }
+    for (const cond of status.conditions ?? []) {
+      if (cond.type === "Ready" || cond.type === "ContainersReady" || cond.type === "PodReadyToStartContainers") {
+        if (cond.status !== "False") cond.lastTransitionTime = new Date(env.clock.now());
+        cond.status = "False";
+        delete cond.message;
+        delete cond.reason;
+        if (cond.type !== "PodReadyToStartContainers") cond.reason = allSucceeded ? "PodCompleted" : "PodFailed";
+      }
+    }
+    env.setStatus(pod, status);
+  };
+
   const killAndCleanUp = async (graceOverride: number | undefined): Promise<void> => {
     const grace = graceOverride ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
     for (let attempt = 0; !stopped; attempt++) {
       try {
         const rp = await getRuntimePod(env.rs, ident(pod));
         await killRuntimePod(rp, grace);
+        if ((pod.spec?.containers ?? []).length > 0) publishFinalStatus(await getRuntimePod(env.rs, ident(pod)));
         for (const c of rp.containers) await env.rs.removeContainer(c.id).catch(() => undefined);
         for (const sb of rp.sandboxes) await env.rs.removePodSandbox(sb.id);
         await rm(podLogDirectory(env.sandbox.podLogsDir, pod), { recursive: true, force: true });

@@ -1,0 +1,132 @@
+/**
+ * Writes pod statuses to the apiserver: prompt but batched — changes mark a pod dirty, a small pool
+ * of writers PATCHes `pods/<name>/status` (strategic merge, with the pod's UID as precondition).
+ * Static pods' statuses go to their mirror pods.
+ */
+import type { V1Pod, V1PodStatus } from "@kubernetes/client-node";
+import type { ApiClient } from "../api/client.js";
+import { ApiError } from "../api/client.js";
+import { toKubeJSON } from "../api/json.js";
+import { ANN_CONFIG_SOURCE, SOURCE_FILE } from "../api/labels.js";
+import type { Clock } from "../util/clock.js";
+import type { Logger } from "../util/log.js";
+import { errorMessage } from "../util/errors.js";
+import type { StatusManager } from "./status-manager.js";
+
+export interface StatusSyncer {
+  run(signal: AbortSignal): Promise<void>;
+  /** Resolves once the current status of the pod has been written (or cannot be). */
+  flush(uid: string): Promise<void>;
+  /** Re-queues a pod (e.g. its mirror pod appeared). */
+  markDirty(uid: string): void;
+}
+
+export interface StatusSyncerOptions {
+  api: ApiClient;
+  statuses: StatusManager;
+  clock: Clock;
+  logger: Logger;
+  /** The API object a pod's status belongs to: itself, or its mirror pod for a static pod. */
+  target: (pod: V1Pod) => { namespace: string; name: string; uid: string } | undefined;
+  concurrency?: number;
+}
+
+export function isStaticPod(pod: V1Pod): boolean {
+  return pod.metadata?.annotations?.[ANN_CONFIG_SOURCE] === SOURCE_FILE;
+}
+
+export function createStatusSyncer(opts: StatusSyncerOptions): StatusSyncer {
+  const log = opts.logger.with({ component: "status" });
+  const dirty = new Set<string>();
+  const written = new Map<string, number>();
+  const waiters = new Map<string, { version: number; resolve: () => void }[]>();
+  let kick: (() => void) | undefined;
+
+  const markDirty = (uid: string): void => {
+    dirty.add(uid);
+    kick?.();
+  };
+  opts.statuses.subscribe((e) => markDirty(e.pod.metadata?.uid ?? ""));
+
+  const settle = (uid: string, version: number): void => {
+    written.set(uid, version);
+    const list = waiters.get(uid) ?? [];
+    const keep = list.filter((w) => {
+      if (w.version <= version) {
+        w.resolve();
+        return false;
+      }
+      return true;
+    });
+    if (keep.length) waiters.set(uid, keep);
+    else waiters.delete(uid);
+  };
+
+  const write = async (uid: string): Promise<"ok" | "retry"> => {
+    const entry = opts.statuses.entry(uid);
+    if (!entry) return "ok";
+    const target = opts.target(entry.pod);
+    if (!target) return "retry";
+    const status: V1PodStatus = entry.status;
+    const body = JSON.parse(toKubeJSON({ metadata: { uid: target.uid }, status })) as unknown;
+    try {
+      await opts.api.request({
+        method: "PATCH",
+        path: `/api/v1/namespaces/${target.namespace}/pods/${target.name}/status`,
+        contentType: "application/strategic-merge-patch+json",
+        body,
+      });
+      settle(uid, entry.version);
+      return "ok";
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 404 || err.status === 409 || err.status === 422)) {
+        // The pod is gone or was replaced: nothing to write.
+        log.v(3).info("pod status not written; the pod is gone or was replaced", { pod: `${target.namespace}/${target.name}`, status: err.status });
+        settle(uid, entry.version);
+        return "ok";
+      }
+      log.warn("failed to update pod status; will retry", { pod: `${target.namespace}/${target.name}`, err: errorMessage(err) });
+      return "retry";
+    }
+  };
+
+  return {
+    markDirty,
+    flush(uid) {
+      const entry = opts.statuses.entry(uid);
+      if (!entry || (written.get(uid) ?? 0) >= entry.version) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const list = waiters.get(uid) ?? [];
+        list.push({ version: entry.version, resolve });
+        waiters.set(uid, list);
+        markDirty(uid);
+      });
+    },
+    async run(signal) {
+      const concurrency = opts.concurrency ?? 5;
+      let retryDelay = 0;
+      signal.addEventListener("abort", () => kick?.(), { once: true });
+      while (!signal.aborted) {
+        if (dirty.size === 0) {
+          await new Promise<void>((r) => (kick = r));
+          kick = undefined;
+          continue;
+        }
+        const batch = [...dirty];
+        dirty.clear();
+        const retry: string[] = [];
+        for (let i = 0; i < batch.length; i += concurrency) {
+          const results = await Promise.all(batch.slice(i, i + concurrency).map(async (uid) => ({ uid, r: await write(uid) })));
+          for (const { uid, r } of results) if (r === "retry") retry.push(uid);
+        }
+        if (retry.length > 0) {
+          retryDelay = Math.min(Math.max(retryDelay * 2, 500), 10_000);
+          await opts.clock.sleep(retryDelay, signal).catch(() => undefined);
+          for (const uid of retry) dirty.add(uid);
+        } else {
+          retryDelay = 0;
+        }
+      }
+    },
+  };
+}
