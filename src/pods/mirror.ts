@@ -42,24 +42,34 @@ export function createMirrorManager(opts: { api: ApiClient; node: () => { name: 
   let mirrorsByKey = new Map<string, V1Pod>();
   let staticByKey = new Map<string, V1Pod>();
 
+  let resync = (): void => undefined;
+  /** Keys whose sync was skipped because an operation was in flight: looked at again when it ends. */
+  const skipped = new Set<string>();
   const run = (k: string, what: string, fn: () => Promise<unknown>): void => {
-    if (inFlight.has(k)) return;
+    if (inFlight.has(k)) {
+      skipped.add(k);
+      return;
+    }
     inFlight.add(k);
-    fn()
-      .catch((err: unknown) => {
-        if (!(err instanceof ApiError && (err.status === 409 || err.status === 404))) log.warn(`failed to ${what} mirror pod`, { pod: k, err: errorMessage(err) });
-      })
-      .finally(() => inFlight.delete(k));
+    const done = (): void => {
+      inFlight.delete(k);
+      if (skipped.delete(k)) resync();
+    };
+    fn().then(done, (err: unknown) => {
+      if (!(err instanceof ApiError && (err.status === 409 || err.status === 404))) log.warn(`failed to ${what} mirror pod`, { pod: k, err: errorMessage(err) });
+      done();
+    });
   };
 
+  // Mirror pods run nothing: they go at once (grace 0), guarded by their UID.
   const del = (m: V1Pod): Promise<unknown> =>
     opts.api.request({
       method: "DELETE",
       path: `/api/v1/namespaces/${m.metadata?.namespace ?? ""}/pods/${m.metadata?.name ?? ""}`,
-      body: { apiVersion: "v1", kind: "DeleteOptions", preconditions: { uid: m.metadata?.uid ?? "" } },
+      body: { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: 0, preconditions: { uid: m.metadata?.uid ?? "" } },
     });
 
-  return {
+  const manager: MirrorManager = {
     sync(staticPods, mirrors) {
       const oldMirrors = mirrorsByKey;
       staticByKey = new Map(staticPods.map((p) => [key(p), p]));
@@ -74,14 +84,15 @@ export function createMirrorManager(opts: { api: ApiClient; node: () => { name: 
             await opts.api.request({ method: "POST", path: `/api/v1/namespaces/${sp.metadata?.namespace ?? "default"}/pods`, body: buildMirrorPod(sp, node) });
             log.v(2).info("created mirror pod", { pod: k });
           });
-        } else if (m.metadata?.annotations?.[ANN_CONFIG_MIRROR] !== hash) {
-          if (!m.metadata?.deletionTimestamp) run(k, "replace", () => del(m));
+        } else if (m.metadata?.deletionTimestamp || m.metadata?.annotations?.[ANN_CONFIG_MIRROR] !== hash) {
+          // Deleted by someone (it comes back), or stale after the static pod changed (replaced).
+          run(k, "replace", () => del(m));
         } else if (oldMirrors.get(k)?.metadata?.uid !== m.metadata?.uid) {
           opts.onMirrorChanged?.(sp.metadata?.uid ?? "");
         }
       }
       for (const [k, m] of mirrorsByKey) {
-        if (!staticByKey.has(k) && !m.metadata?.deletionTimestamp) run(k, "delete orphaned", () => del(m));
+        if (!staticByKey.has(k)) run(k, "delete orphaned", () => del(m));
       }
     },
     mirrorOf(sp) {
@@ -90,4 +101,6 @@ export function createMirrorManager(opts: { api: ApiClient; node: () => { name: 
       return m.metadata?.annotations?.[ANN_CONFIG_MIRROR] === sp.metadata?.annotations?.[ANN_CONFIG_HASH] ? m : undefined;
     },
   };
+  resync = () => manager.sync([...staticByKey.values()], [...mirrorsByKey.values()]);
+  return manager;
 }

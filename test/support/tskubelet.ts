@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile, unlink } from "node:fs/promises";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Pod, V1PodList } from "@kubernetes/client-node";
@@ -17,6 +17,10 @@ export interface TskubeletProcess {
   logsDir: string;
   readOnlyPort: number;
   healthzPort: number;
+  /** The kubelet API (HTTPS) port: a free one unless extraArgs gave --port. */
+  port: number;
+  /** --cert-dir: <dir>/pki unless extraArgs gave one. */
+  certDir: string;
   nodeName: string;
   /** Everything the process wrote to stderr so far. */
   output(): string;
@@ -52,6 +56,11 @@ export async function startTskubelet(rt: PrivateContainerd, opts: { extraArgs?: 
   await import("node:fs/promises").then((fs) => Promise.all([fs.mkdir(manifests), fs.mkdir(logsDir)]));
   const readOnlyPort = await freePort();
   const healthzPort = await freePort();
+  // Never the shared default 10250: tests run side by side on one machine.
+  const portArg = opts.extraArgs?.find((a) => a.startsWith("--port="));
+  const port = portArg !== undefined ? Number(portArg.slice("--port=".length)) : await freePort();
+  const certDirArg = opts.extraArgs?.find((a) => a.startsWith("--cert-dir="));
+  const certDir = certDirArg !== undefined ? certDirArg.slice("--cert-dir=".length) : join(dir, "pki");
   const nodeName = opts.nodeName ?? "it-node";
   let child: ChildProcess | undefined;
   let out = "";
@@ -66,6 +75,7 @@ export async function startTskubelet(rt: PrivateContainerd, opts: { extraArgs?: 
       `--read-only-port=${readOnlyPort}`,
       `--healthz-port=${healthzPort}`,
       "--cadvisor-port=0",
+      ...(portArg === undefined ? [`--port=${port}`] : []),
       `--hostname-override=${nodeName}`,
       "--file-check-frequency=20s",
       "-v=2",
@@ -84,6 +94,12 @@ export async function startTskubelet(rt: PrivateContainerd, opts: { extraArgs?: 
       timeoutMs: 20_000,
       what: () => `tskubelet to listen on ${healthzPort}; output:\n${out}`,
     });
+    if (port > 0 && !(opts.extraArgs ?? []).includes("--enable-server=false")) {
+      await waitFor(async () => {
+        if (c.exitCode !== null) throw new FatalWait(`tskubelet exited with ${c.exitCode}:\n${out}`);
+        return tcpAccepts(port);
+      }, { timeoutMs: 20_000, what: () => `tskubelet's API to listen on ${port}; output:\n${out}` });
+    }
   };
 
   const stop = async (): Promise<void> => {
@@ -109,6 +125,8 @@ export async function startTskubelet(rt: PrivateContainerd, opts: { extraArgs?: 
     logsDir,
     readOnlyPort,
     healthzPort,
+    port,
+    certDir,
     nodeName,
     output: () => out,
     writeManifest: (file, text) => writeFile(join(manifests, file), text),
@@ -123,9 +141,22 @@ export async function startTskubelet(rt: PrivateContainerd, opts: { extraArgs?: 
     restart: launch,
     cleanup: async () => {
       await stop();
+      if (process.env.TSK_TEST_DEBUG) process.stderr.write(`--- tskubelet output (${dir}) ---\n${out}\n`);
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+export function tcpAccepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, "127.0.0.1");
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
 }
 
 export async function fetchText(url: string, timeoutMs = 5_000): Promise<string> {

@@ -1,0 +1,174 @@
+/**
+ * Cluster mode end to end: the real kube-apiserver, kube-controller-manager and kube-scheduler
+ * (test/cluster), a real containerd, the real tskubelet command, driven with kubectl.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { cpus, totalmem } from "node:os";
+import { startContainerd, ctr, type PrivateContainerd } from "../support/containerd.js";
+import { startCluster, type TestCluster } from "../support/cluster.js";
+import { podManifest, sleep, startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
+
+interface PodJSON {
+  metadata: { name: string; uid: string; annotations?: Record<string, string>; ownerReferences?: { kind: string; name: string }[]; deletionTimestamp?: string };
+  status: { phase?: string; podIP?: string; containerStatuses?: { containerID?: string; restartCount: number; state: { running?: object } }[]; conditions?: { type: string; status: string }[] };
+}
+
+describe("cluster mode against a real control plane", () => {
+  let cp: TestCluster;
+  let rt: PrivateContainerd;
+  let k: TskubeletProcess;
+  const node = "e2e-node";
+
+  const getJSON = async <T>(args: string[]): Promise<T> => JSON.parse(await cp.kubectl([...args, "-o", "json"])) as T;
+  const pods = async (selector: string): Promise<PodJSON[]> => (await getJSON<{ items: PodJSON[] }>(["get", "pods", "-l", selector])).items;
+  const containersOf = async (podName: string): Promise<string[]> =>
+    (await ctr(rt, "-n", "k8s.io", "containers", "ls", "-q", `labels."io.kubernetes.pod.name"==${podName},labels."io.cri-containerd.kind"==container`))
+      .split("\n")
+      .filter((l) => l.trim() !== "");
+
+  before(async () => {
+    [cp, rt] = await Promise.all([startCluster(), startContainerd({ cni: true })]);
+    const kc = await cp.nodeKubeconfig(node);
+    k = await startTskubelet(rt, { nodeName: node, extraArgs: [`--kubeconfig=${kc}`, "--node-labels=tier=e2e"] });
+  });
+  after(async () => {
+    await k?.cleanup();
+    await Promise.all([cp?.stop(), rt?.stop()]);
+  });
+
+  it("registers a Ready node with the machine's capacity (kubectl get nodes)", async () => {
+    const n = await waitFor(async () => {
+      const nodes = await getJSON<{ items: { metadata: { name: string; labels: Record<string, string> }; status: { conditions: { type: string; status: string; reason: string }[]; capacity: Record<string, string>; allocatable: Record<string, string>; nodeInfo: Record<string, string>; daemonEndpoints: { kubeletEndpoint: { Port: number } }; addresses: { type: string; address: string }[] } }[] }>(["get", "nodes"]);
+      const found = nodes.items.find((x) => x.metadata.name === node);
+      return found?.status.conditions.find((c) => c.type === "Ready")?.status === "True" ? found : undefined;
+    }, { timeoutMs: 30_000, what: () => "the node to be Ready" });
+    assert.equal(n.status.capacity.cpu, String(cpus().length));
+    assert.equal(n.status.capacity.pods, "110");
+    assert.equal(n.status.capacity.memory, `${Math.floor(totalmem() / 1024)}Ki`);
+    assert.ok(Number(n.status.capacity["ephemeral-storage"]?.replace("Ki", "")) > 0);
+    // allocatable = capacity - the default hard eviction threshold memory.available<100Mi
+    assert.equal(n.status.allocatable.memory, `${Math.floor((totalmem() - 100 * 1024 * 1024) / 1024)}Ki`);
+    assert.equal(n.metadata.labels["kubernetes.io/hostname"], node);
+    assert.equal(n.metadata.labels["kubernetes.io/os"], "linux");
+    assert.equal(n.metadata.labels.tier, "e2e");
+    assert.match(n.status.nodeInfo.containerRuntimeVersion ?? "", /^containerd:\/\/1\.6\./);
+    assert.equal(n.status.daemonEndpoints.kubeletEndpoint.Port, k.port);
+    assert.deepEqual(n.status.conditions.map((c) => `${c.type}=${c.status}:${c.reason}`), [
+      "MemoryPressure=False:KubeletHasSufficientMemory",
+      "DiskPressure=False:KubeletHasNoDiskPressure",
+      "PIDPressure=False:KubeletHasSufficientPID",
+      "Ready=True:KubeletReady",
+    ]);
+    const table = await cp.kubectl(["get", "nodes"]);
+    assert.match(table, new RegExp(`^${node}\\s+Ready\\s`, "m"));
+    const lease = JSON.parse(await cp.kubectl(["get", "lease", "-n", "kube-node-lease", node, "-o", "json"])) as { spec: { holderIdentity: string; leaseDurationSeconds: number }; metadata: { ownerReferences: { kind: string; name: string }[] } };
+    assert.equal(lease.spec.holderIdentity, node);
+    assert.equal(lease.spec.leaseDurationSeconds, 40);
+    assert.equal(lease.metadata.ownerReferences[0]?.kind, "Node");
+  });
+
+  it("runs a Deployment of 3 replicas scheduled by kube-scheduler, each Running with its pod IP", async () => {
+    await cp.kubectl(["create", "deployment", "web", "--image=tskubelet.local/busybox:1.35", "--replicas=3", "--", "sh", "-c", "trap 'exit 0' TERM; httpd -p 8080 -h /var/www; while true; do sleep 1; done"]);
+    const list = await waitFor(async () => {
+      const l = await pods("app=web");
+      return l.length === 3 && l.every((p) => p.status.phase === "Running" && p.status.podIP && p.status.conditions?.find((c) => c.type === "Ready")?.status === "True") ? l : undefined;
+    }, { timeoutMs: 60_000, what: () => "3 web pods Running and Ready" });
+    const ips = new Set(list.map((p) => p.status.podIP));
+    assert.equal(ips.size, 3);
+    for (const ip of ips) assert.ok(ip?.startsWith(rt.subnet.split(".").slice(0, 3).join(".")));
+    const wide = await cp.kubectl(["get", "pods", "-l", "app=web", "-o", "wide"]);
+    assert.equal(wide.split("\n").filter((l) => l.includes(node) && l.includes("Running")).length, 3);
+    const events = await cp.kubectl(["get", "events", "--field-selector", `involvedObject.name=${list[0]?.metadata.name ?? ""}`]);
+    assert.match(events, /Started\s+pod\/web-|Started/);
+  });
+
+  it("kubectl delete stops the containers within the grace period, then the pod object goes", async () => {
+    const [victim] = await pods("app=web");
+    assert.ok(victim);
+    const t0 = Date.now();
+    await cp.kubectl(["delete", "pod", victim.metadata.name, "--grace-period=5", "--wait=true"], { timeoutMs: 60_000 });
+    const took = Date.now() - t0;
+    assert.ok(took < 5000 + 5000, `deleted within the grace period plus a margin (${took} ms)`);
+    assert.deepEqual(await containersOf(victim.metadata.name), []);
+    // The ReplicaSet replaces it.
+    await waitFor(async () => {
+      const l = await pods("app=web");
+      return l.length === 3 && l.every((p) => p.status.phase === "Running") ? l : undefined;
+    }, { timeoutMs: 60_000, what: () => "the replacement pod" });
+    await cp.kubectl(["delete", "deployment", "web", "--wait=true"]);
+    await waitFor(async () => ((await pods("app=web")).length === 0 ? true : undefined), { timeoutMs: 60_000, what: () => "all web pods gone" });
+  });
+
+  it("shows a static pod as a mirror pod, recreated when deleted", async () => {
+    await k.writeManifest("static-web.yaml", podManifest("static-web", { command: ["sleep", "3600"] }));
+    const name = `static-web-${node}`;
+    const mirror = await waitFor(async () => {
+      const p = await getJSON<PodJSON>(["get", "pod", name]).catch(() => undefined);
+      return p?.status.phase === "Running" ? p : undefined;
+    }, { timeoutMs: 30_000, what: () => "the mirror pod Running" });
+    assert.ok(mirror.metadata.annotations?.["kubernetes.io/config.mirror"]);
+    assert.equal(mirror.metadata.annotations?.["kubernetes.io/config.source"], "file");
+    assert.equal(mirror.metadata.ownerReferences?.[0]?.kind, "Node");
+    assert.equal(mirror.metadata.ownerReferences?.[0]?.name, node);
+    const cid = mirror.status.containerStatuses?.[0]?.containerID;
+    await cp.kubectl(["delete", "pod", name, "--wait=false"]);
+    const again = await waitFor(async () => {
+      const p = await getJSON<PodJSON>(["get", "pod", name]).catch(() => undefined);
+      return p && p.metadata.uid !== mirror.metadata.uid && p.status.phase === "Running" ? p : undefined;
+    }, { timeoutMs: 30_000, what: () => "the mirror pod to be recreated" });
+    assert.equal(again.status.containerStatuses?.[0]?.containerID, cid, "deleting the mirror does not restart the static pod");
+    await k.removeManifest("static-web.yaml");
+    await waitFor(async () => ((await cp.kubectl(["get", "pods", "--no-headers"])).includes(name) ? undefined : true), { timeoutMs: 30_000, what: () => "the mirror pod to go with its manifest" });
+  });
+
+  it("rejects a pod whose nodeSelector does not match (NodeAffinity)", async () => {
+    await cp.kubectl(["apply", "-f", "-"], {
+      input: `apiVersion: v1\nkind: Pod\nmetadata:\n  name: picky\nspec:\n  nodeName: ${node}\n  nodeSelector:\n    disk: ssd\n  containers:\n  - name: c\n    image: tskubelet.local/busybox:1.35\n    command: [sleep, "3600"]\n`,
+    });
+    const p = await waitFor(async () => {
+      const x = await getJSON<{ status: { phase?: string; reason?: string; message?: string } }>(["get", "pod", "picky"]);
+      return x.status.phase === "Failed" ? x : undefined;
+    }, { timeoutMs: 30_000, what: () => "picky to be rejected" });
+    assert.equal(p.status.reason, "NodeAffinity");
+    assert.deepEqual(await containersOf("picky"), []);
+    await cp.kubectl(["delete", "pod", "picky", "--wait=true"]);
+  });
+
+  it("works under NodeRestriction: its identity may not touch another node", async () => {
+    await cp.kubectl(["apply", "-f", "-"], { input: "apiVersion: v1\nkind: Node\nmetadata:\n  name: other-node\n" });
+    const kc = await cp.nodeKubeconfig(node);
+    await assert.rejects(cp.kubectl(["label", "node", "other-node", "stolen=yes"], { kubeconfig: kc }), /forbidden|Forbidden/);
+    await assert.rejects(cp.kubectl(["label", "node", node, "node-role.kubernetes.io/control-plane=yes"], { kubeconfig: kc }), /forbidden|Forbidden|not allowed/);
+    await cp.kubectl(["delete", "node", "other-node"]);
+  });
+
+  it("keeps pods running through a one-minute apiserver outage and catches up", async () => {
+    await cp.kubectl(["create", "deployment", "steady", "--image=tskubelet.local/busybox:1.35", "--replicas=2", "--", "sleep", "3600"]);
+    const before = await waitFor(async () => {
+      const l = await pods("app=steady");
+      return l.length === 2 && l.every((p) => p.status.phase === "Running") ? l : undefined;
+    }, { timeoutMs: 60_000, what: () => "2 steady pods" });
+    const ids = before.map((p) => p.status.containerStatuses?.[0]?.containerID).sort();
+    const apiserver = await cp.pid("kube-apiserver");
+    process.kill(apiserver, "SIGSTOP");
+    try {
+      await sleep(60_000);
+      // Pods kept running on the node while the apiserver was away.
+      for (const p of before) assert.equal((await containersOf(p.metadata.name)).length, 1);
+    } finally {
+      process.kill(apiserver, "SIGCONT");
+    }
+    await waitFor(async () => {
+      const n = await getJSON<{ status: { conditions: { type: string; status: string }[] } }>(["get", "node", node]);
+      return n.status.conditions.find((c) => c.type === "Ready")?.status === "True" ? true : undefined;
+    }, { timeoutMs: 90_000, what: () => "the node Ready again" });
+    const after = await waitFor(async () => {
+      const l = await pods("app=steady");
+      return l.length === 2 && l.every((p) => p.status.phase === "Running") ? l : undefined;
+    }, { timeoutMs: 60_000, what: () => "the steady pods Running" });
+    assert.deepEqual(after.map((p) => p.status.containerStatuses?.[0]?.containerID).sort(), ids, "nothing was started twice");
+    for (const p of after) assert.equal(p.status.containerStatuses?.[0]?.restartCount, 0);
+    await cp.kubectl(["delete", "deployment", "steady", "--wait=true"]);
+  });
+});
