@@ -7,7 +7,6 @@
 import { Agent, request as httpsRequest, type RequestOptions } from "node:https";
 import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from "node:http";
 import { X509Certificate } from "node:crypto";
-import { KubeConfig } from "@kubernetes/client-node";
 import type { Clock } from "../util/clock.js";
 import { KubeletError } from "../util/errors.js";
 
@@ -71,6 +70,8 @@ interface Transport {
 }
 
 async function loadTransport(path: string): Promise<Transport> {
+  // Loaded on first use: @kubernetes/client-node costs ~75 MiB, and standalone mode never needs it.
+  const { KubeConfig } = await import("@kubernetes/client-node");
   const kc = new KubeConfig();
   kc.loadFromFile(path);
   const cluster = kc.getCurrentCluster();

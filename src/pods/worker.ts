@@ -5,7 +5,7 @@
  * the runtime and re-plans.
  */
 import { mkdir, rm } from "node:fs/promises";
-import type { V1Pod, V1PodStatus } from "@kubernetes/client-node";
+import type { V1Container, V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import type { PodSandboxConfig, RuntimeService } from "../cri/types.js";
 import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
@@ -16,7 +16,7 @@ import { buildContainerConfig } from "../containers/container.js";
 import { podCgroupParent } from "../containers/resources.js";
 import { removeCgroup } from "../containers/cgroups.js";
 import type { Backoff } from "./backoff.js";
-import type { ImageManager } from "./images.js";
+import type { EnsureImageResult, ImageManager } from "./images.js";
 import { backoffKey, computePodActions, type PodActions, type Waiting } from "./plan.js";
 import { getRuntimePod, type RuntimePod } from "./runtime-state.js";
 import { computePodStatus } from "./status.js";
@@ -164,12 +164,23 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     let sandboxId = a.sandbox?.id;
     let sandboxIPs = a.sandbox?.ips ?? [];
     const sbConfig: PodSandboxConfig = buildSandboxConfig(pod, { ...env.sandbox, attempt: a.createSandbox ? a.sandboxAttempt : (a.sandbox?.attempt ?? 0) });
+    // Image checks (and pulls) run alongside sandbox creation rather than after it.
+    const images = new Map<string, Promise<EnsureImageResult>>();
+    const imageFor = (c: V1Container): Promise<EnsureImageResult> => {
+      let p = images.get(c.name);
+      if (!p) {
+        p = env.images.ensureImage(pod, c, sbConfig).catch((err: unknown) => ({ ok: false as const, reason: "ImageInspectError" as const, message: errorMessage(err) }));
+        images.set(c.name, p);
+      }
+      return p;
+    };
     if (a.createSandbox) {
       if (!isHostNetwork(pod) && !env.networkReady()) {
         for (const s of a.containersToStart) waiting.set(s.container.name, { reason: "ContainerCreating", message: "" });
         log.v(2).info("waiting for the runtime network before creating the pod sandbox");
         return changed;
       }
+      for (const s of a.containersToStart) void imageFor(s.container);
       try {
         await mkdir(sbConfig.logDirectory ?? podLogDirectory(env.sandbox.podLogsDir, pod), { recursive: true, mode: 0o755 });
         sandboxId = await env.rs.runPodSandbox(sbConfig);
@@ -189,7 +200,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     }
     if (sandboxId !== undefined) {
       for (const s of a.containersToStart) {
-        const ok = await startContainer(s, sandboxId, sbConfig, { podIPs: isHostNetwork(pod) ? env.hostIPs() : sandboxIPs, waiting });
+        const ok = await startContainer(s, sandboxId, sbConfig, { podIPs: isHostNetwork(pod) ? env.hostIPs() : sandboxIPs, waiting, image: imageFor(s.container) });
         changed = true;
         if (!ok) break;
       }
@@ -210,10 +221,10 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     s: PodActions["containersToStart"][number],
     sandboxId: string,
     sbConfig: PodSandboxConfig,
-    ctx: { podIPs: string[]; waiting: Map<string, Waiting> },
+    ctx: { podIPs: string[]; waiting: Map<string, Waiting>; image: Promise<EnsureImageResult> },
   ): Promise<boolean> => {
     const c = s.container;
-    const img = await env.images.ensureImage(pod, c, sbConfig);
+    const img = await ctx.image;
     if (!img.ok) {
       ctx.waiting.set(c.name, { reason: img.reason, message: img.message });
       return true;

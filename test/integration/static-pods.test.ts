@@ -158,6 +158,22 @@ describe("static pods on containerd", () => {
     assert.equal(await k.pod("stubborn"), undefined);
   });
 
+  it("waits in ErrImagePull, then ImagePullBackOff, for an image that is not present and cannot be pulled", async () => {
+    const manifest = podManifest("noimage", { command: ["sleep", "3600"] }).replace("tskubelet.local/busybox:1.35", "tskubelet.local/missing:1.0");
+    await k.writeManifest("noimage.yaml", manifest);
+    const reasons = new Set<string>();
+    await waitFor(async () => {
+      const w = (await k.pod("noimage"))?.status?.containerStatuses?.[0]?.state?.waiting;
+      if (w?.reason) reasons.add(w.reason);
+      return reasons.has("ErrImagePull") && reasons.has("ImagePullBackOff") ? true : undefined;
+    }, { timeoutMs: 40_000, intervalMs: 100, what: () => `ErrImagePull then ImagePullBackOff (seen ${[...reasons].join(", ")})` });
+    const w = (await k.pod("noimage"))?.status?.containerStatuses?.[0]?.state?.waiting;
+    assert.match(w?.message ?? "", /tskubelet\.local\/missing:1\.0/);
+    const p = await k.pod("noimage");
+    assert.equal(p?.status?.phase, "Pending");
+    await k.removeManifest("noimage.yaml");
+  });
+
   it("starts 30 static pods", async () => {
     for (let i = 0; i < 30; i++) await writeFile(join(k.manifests, `many-${i}.yaml`), podManifest(`many-${i}`, { command: ["sleep", "3600"] }));
     await waitFor(async () => {

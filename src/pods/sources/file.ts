@@ -146,9 +146,15 @@ export function createFileSource(opts: FileSourceOptions): FileSource {
     async run(signal) {
       let watcher: FSWatcher | undefined;
       let cancelDebounce: (() => void) | undefined;
+      // Scan at once on the first event (a new manifest starts without delay), and once more
+      // when the burst of events settles (a file written in several steps is read complete).
       const onEvent = (): void => {
+        if (!cancelDebounce) void rescan();
         cancelDebounce?.();
-        cancelDebounce = opts.clock.setTimer(100, () => void rescan());
+        cancelDebounce = opts.clock.setTimer(100, () => {
+          cancelDebounce = undefined;
+          void rescan();
+        });
       };
       const startWatch = (): void => {
         if (watcher) return;
