@@ -6,7 +6,7 @@
 import { statfs, readdir } from "node:fs/promises";
 import { arch, platform } from "node:os";
 import type { V1Pod } from "@kubernetes/client-node";
-import type { ApiClient } from "./api/client.js";
+import { ApiError, type ApiClient } from "./api/client.js";
 import { createEventRecorder, type EventSink } from "./api/events.js";
 import type { LoadedConfiguration } from "./config/index.js";
 import type { ImageService } from "./cri/types.js";
@@ -48,6 +48,8 @@ export interface ClusterMode {
   readonly node: NodeAgent;
   /** Static pods changed (the file source reported a new set). */
   onStaticPods(pods: V1Pod[]): void;
+  /** The CRI handler of a RuntimeClass; rejects with `RuntimeClass "x" not found` when it does not exist. */
+  runtimeHandler(name: string): Promise<string>;
 }
 
 const PLEG_THRESHOLD_MS = 3 * 60_000;
@@ -165,6 +167,15 @@ export async function createClusterMode(d: ClusterDeps): Promise<ClusterMode> {
     hooks,
     events,
     node,
+    async runtimeHandler(name) {
+      try {
+        const rc = await api.request<{ handler?: string }>({ method: "GET", path: `/apis/node.k8s.io/v1/runtimeclasses/${encodeURIComponent(name)}` });
+        return rc.handler ?? name;
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404) throw new Error(`RuntimeClass "${name}" not found`);
+        throw err;
+      }
+    },
     onStaticPods(pods) {
       staticPods = pods;
       mirror.sync(staticPods, mirrors);

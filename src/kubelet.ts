@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import type { V1Pod } from "@kubernetes/client-node";
 import type { LoadedConfiguration } from "./config/index.js";
-import { formatDuration } from "./config/index.js";
+import { configz, formatDuration } from "./config/index.js";
 import type { ImageService, RuntimeService } from "./cri/types.js";
 import type { Clock } from "./util/clock.js";
 import type { Logger } from "./util/log.js";
@@ -23,7 +23,24 @@ import type { EventRecorder } from "./pods/worker.js";
 import type { ApiClient } from "./api/client.js";
 import type { PodManagerHooks } from "./pods/manager.js";
 import { createClusterMode, type ClusterMode } from "./cluster.js";
-import { startHealthzServer, startReadOnlyServer, type HealthCheck, type RunningServer } from "./server/index.js";
+import { servingCertificateLoops } from "./certs/index.js";
+import {
+  sharedRoutes,
+  startApiServer,
+  startHealthzServer,
+  startReadOnlyServer,
+  type AccessReviewer,
+  type HealthCheck,
+  type ReadOnlyDeps,
+  type RunningServer,
+  type ServingTLS,
+  type TokenReviewer,
+} from "./server/index.js";
+import { createProbeMetrics, type ProbeMetrics } from "./metrics/probes.js";
+import { apiReviewers } from "./server/auth/index.js";
+import { createStatsProvider } from "./stats/index.js";
+import { startCadvisorServer } from "./server/cadvisor.js";
+import { createVolumeManager, nodeAllocatable } from "./volumes/index.js";
 
 export interface KubeletDeps {
   rs: RuntimeService;
@@ -37,6 +54,12 @@ export interface KubeletDeps {
   relistIntervalMs?: number;
   /** The apiserver client: present in cluster mode (--kubeconfig), absent standalone. */
   api?: ApiClient;
+  /** TokenReview and SubjectAccessReview for the kubelet API (10250); default: through `api`; without either, tokens and Webhook authorization fail closed. */
+  tokenReviewer?: TokenReviewer;
+  accessReviewer?: AccessReviewer;
+  probeMetrics?: ProbeMetrics;
+  /** The directory /logs/ serves (default /var/log) — tests only. */
+  systemLogRoot?: string;
 }
 
 export interface Kubelet {
@@ -51,6 +74,8 @@ export interface Kubelet {
   servers(): Record<string, RunningServer>;
   /** Desired pods with their latest status, as /pods shows them. */
   podsWithStatus(): V1Pod[];
+  /** The kubelet API's serving TLS once it listens (certificate rotation swaps it here). */
+  servingTLS(): ServingTLS | undefined;
 }
 
 const PLEG_THRESHOLD_MS = 3 * 60_000;
@@ -74,6 +99,9 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
   const crashBackoff = createBackoff({ ...CRASHLOOP_BACKOFF, clock });
   const images = createImageManager({ images: deps.is, backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }), serialize: config.serializeImagePulls, logger, onEvent: events });
   let resolvConf = "";
+  const allocatable = () => nodeAllocatable(cluster?.node.node()?.status?.allocatable, deps.machine);
+  // API-backed volumes are rewritten every syncFrequency (upstream: the pod resync), so --sync-frequency sets how fast updates land.
+  const volumes = createVolumeManager({ api: deps.api, clock, logger, events, allocatable }, { rootDir: loaded.flags.rootDir, refreshMs: config.syncFrequency });
   const pods = createPodManager({
     rs: deps.rs,
     images,
@@ -97,6 +125,9 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     runtimeName: () => runtimeHealth.state().runtimeName || "containerd",
     networkReady: () => runtimeHealth.state().networkReady,
     resyncMs: config.syncFrequency,
+    volumes,
+    allocatable,
+    runtimeHandler: (name) => (cluster ? cluster.runtimeHandler(name) : Promise.resolve(name)),
     setStatus: (pod, status) => statuses.setStatus(pod, status),
     getStatus: (uid) => statuses.getStatus(uid),
     statuses,
@@ -144,7 +175,14 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
   const podsWithStatus = (): V1Pod[] =>
     pods.desiredPods().map((p) => ({ ...p, status: statuses.getStatus(p.metadata?.uid ?? "") ?? p.status ?? { phase: "Pending" } }));
 
+  const stats = createStatsProvider(
+    { runtime: deps.rs, images: deps.is, pods: podsWithStatus, clock, logger },
+    { nodeName, rootDir: loaded.flags.rootDir, podLogsDir: config.podLogsDir, cgroupRoot: config.cgroupRoot },
+  );
+
   const running: Record<string, RunningServer> = {};
+  let servingTLS: ServingTLS | undefined;
+  const probeMetrics = deps.probeMetrics ?? createProbeMetrics();
   let resolveReady!: () => void;
   let rejectReady!: (e: unknown) => void;
   const ready = new Promise<void>((res, rej) => {
@@ -159,9 +197,39 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       running.healthz = await startHealthzServer({ checks, logger }, { address: config.healthzBindAddress, port: config.healthzPort });
       logger.info("healthz listening", { address: `${config.healthzBindAddress}:${running.healthz.address.port}` });
     }
+    const shared: ReadOnlyDeps = { pods: { pods: podsWithStatus }, checks, metrics, logger, probeMetrics: probeMetrics.registry, stats };
     if (config.readOnlyPort > 0) {
-      running.readonly = await startReadOnlyServer({ pods: { pods: podsWithStatus }, checks, metrics, logger }, { address: config.address, port: config.readOnlyPort });
+      running.readonly = await startReadOnlyServer(shared, { address: config.address, port: config.readOnlyPort });
       logger.info("read-only API listening", { address: `${config.address}:${running.readonly.address.port}` });
+    }
+    if (config.enableServer && config.port > 0) {
+      const api = await startApiServer(
+        {
+          sharedRoutes: sharedRoutes(shared),
+          nodeName,
+          clock,
+          logger,
+          metrics,
+          runtime: deps.rs,
+          probeMetrics: probeMetrics.registry,
+          podByName: (ns, name) => {
+            const p = pods.getPodByName(ns, name);
+            return p && { ...p, status: statuses.getStatus(p.metadata?.uid ?? "") ?? p.status ?? {} };
+          },
+          configz: () => configz(config),
+          // In cluster mode TokenReview and SubjectAccessReview go through the apiserver client.
+          tokenReviewer: deps.tokenReviewer ?? (deps.api ? apiReviewers(deps.api).tokenReviewer : undefined),
+          accessReviewer: deps.accessReviewer ?? (deps.api ? apiReviewers(deps.api).accessReviewer : undefined),
+        },
+        { config, certDir: loaded.flags.certDir, ...(deps.systemLogRoot !== undefined ? { systemLogRoot: deps.systemLogRoot } : {}) },
+      );
+      running.api = api;
+      servingTLS = api.tls;
+      logger.info("kubelet API listening", { address: `${config.address}:${api.address.port}`, cert: api.tls.certFile });
+    }
+    if (config.cadvisorPort > 0) {
+      running.cadvisor = await startCadvisorServer({ stats, logger, metrics, osVersion: deps.machine.osImage }, { address: config.address, port: config.cadvisorPort });
+      logger.info("cAdvisor API and UI listening", { address: `${config.address}:${running.cadvisor.address.port}` });
     }
   };
 
@@ -173,6 +241,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     relister,
     servers: () => running,
     podsWithStatus,
+    servingTLS: () => servingTLS,
     async run(signal) {
       startedAt = clock.now();
       resolvConf = await readFile(config.resolvConf, "utf8").catch(() => "");
@@ -187,7 +256,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       }
       // On shutdown, stop acting on pods at once; the pods themselves keep running.
       signal.addEventListener("abort", () => pods.stop(), { once: true });
-      const loops: Promise<void>[] = [runtimeHealth.run(signal), relister.run(signal)];
+      const loops: Promise<void>[] = [runtimeHealth.run(signal), relister.run(signal), stats.run(signal), volumes.run(signal)];
       if (deps.api) {
         cluster = await createClusterMode({
           api: deps.api,
@@ -205,6 +274,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
         logger.info("cluster mode", { apiserver: deps.api.server, identity: deps.api.identity() });
         loops.push(cluster.run(signal));
       }
+      loops.push(...servingCertificateLoops({ loaded, api: deps.api, clock, logger, metrics, tls: () => servingTLS, addresses: () => cluster?.node.node()?.status?.addresses }, signal));
       if (config.staticPodPath) {
         pods.expectSources([SOURCE_FILE]);
         const files = createFileSource({

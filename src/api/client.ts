@@ -139,13 +139,19 @@ export async function createApiClient(opts: ApiClientOptions): Promise<ApiClient
     const doRequest = url.protocol === "https:" ? httpsRequest : httpRequest;
     const r = doRequest(url, { method: req.method, headers, agent: t.agent, ...pickTls(t.options) }, onResponse);
     r.on("error", onError);
-    if (req.timeoutMs ?? opts.timeoutMs) r.setTimeout(req.timeoutMs ?? opts.timeoutMs ?? 0, () => r.destroy(new Error(`request timed out after ${req.timeoutMs ?? opts.timeoutMs ?? 0} ms`)));
+    // A whole-request deadline on the Clock (socket timeouts would pile listeners on pooled sockets).
+    const limitMs = req.timeoutMs ?? opts.timeoutMs ?? 0;
+    const cancelTimer = limitMs > 0 ? opts.clock.setTimer(limitMs, () => r.destroy(new Error(`request timed out after ${limitMs} ms`))) : undefined;
+    r.once("close", () => cancelTimer?.());
     const onAbort = (): void => {
       r.destroy(new Error("aborted"));
     };
     req.signal?.addEventListener("abort", onAbort, { once: true });
     r.end(body);
-    return () => req.signal?.removeEventListener("abort", onAbort);
+    return () => {
+      cancelTimer?.();
+      req.signal?.removeEventListener("abort", onAbort);
+    };
   };
 
   const describe = (req: { method?: string; path: string }): string => `${req.method ?? "GET"} ${req.path}`;

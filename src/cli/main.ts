@@ -8,6 +8,7 @@ import { CONFIG_FLAGS, FLAG_ONLY, loadConfiguration } from "../config/index.js";
 import { ConfigError, errorMessage } from "../util/errors.js";
 import { KUBERNETES_VERSION, TSKUBELET_VERSION } from "./version.js";
 import { runKubelet } from "./run.js";
+import { certsCommand } from "./certs.js";
 
 process.title = "tskubelet";
 
@@ -46,6 +47,9 @@ export function buildProgram(run: (flags: Record<string, string>) => Promise<num
     .action(() => {
       console.log(versionText());
     });
+  // Subcommands take their own --kubeconfig/--cert-dir/--config: kubelet flags must come before them.
+  program.enablePositionalOptions();
+  program.addCommand(certsCommand());
   return program;
 }
 

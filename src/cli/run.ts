@@ -4,6 +4,7 @@ import type { LoadedConfiguration } from "../config/index.js";
 import { createKubelet } from "../kubelet.js";
 import { createApiClient, type ApiClient } from "../api/client.js";
 import { createKubeletMetrics } from "../metrics/index.js";
+import { createClientCertificates, testCsrExpirationSeconds, testRotationFraction, type ClientCertificates } from "../certs/index.js";
 import { detectNodeIPs, readMachineFacts } from "../node/machine.js";
 import { systemClock } from "../util/clock.js";
 import { createLogger } from "../util/log.js";
@@ -19,9 +20,27 @@ export async function runKubelet(loaded: LoadedConfiguration): Promise<number> {
   const is = createImageService(config.imageServiceEndpoint || config.containerRuntimeEndpoint, { timeoutMs: config.runtimeRequestTimeout, logger, onCall });
   const [machine, nodeIPs] = await Promise.all([readMachineFacts(), detectNodeIPs(loaded.flags.nodeIP)]);
   let api: ApiClient | undefined;
+  let certs: ClientCertificates | undefined;
   if (loaded.flags.kubeconfig) {
     try {
-      api = await createApiClient({ kubeconfigPath: loaded.flags.kubeconfig, clock: systemClock, qps: config.kubeAPIQPS, burst: config.kubeAPIBurst, timeoutMs: 30_000 });
+      const createClient = (kubeconfigPath: string): Promise<ApiClient> =>
+        createApiClient({ kubeconfigPath, clock: systemClock, qps: config.kubeAPIQPS, burst: config.kubeAPIBurst, timeoutMs: 30_000 });
+      const fraction = testRotationFraction();
+      const expirationSeconds = testCsrExpirationSeconds();
+      certs = await createClientCertificates({
+        kubeconfig: loaded.flags.kubeconfig,
+        bootstrapKubeconfig: loaded.flags.bootstrapKubeconfig,
+        certDir: loaded.flags.certDir,
+        nodeName: loaded.nodeName,
+        rotate: config.rotateCertificates,
+        clock: systemClock,
+        logger,
+        metrics,
+        createClient,
+        ...(fraction !== undefined ? { rotationFraction: fraction } : {}),
+        ...(expirationSeconds !== undefined ? { expirationSeconds } : {}),
+      });
+      api = certs.api;
     } catch (err) {
       logger.error("cannot use the kubeconfig", { kubeconfig: loaded.flags.kubeconfig, err: errorMessage(err) });
       return 1;
@@ -37,9 +56,10 @@ export async function runKubelet(loaded: LoadedConfiguration): Promise<number> {
   process.once("SIGTERM", () => onSignal("SIGTERM"));
   process.once("SIGINT", () => onSignal("SIGINT"));
   try {
-    await kubelet.run(controller.signal);
+    await Promise.all([kubelet.run(controller.signal), certs?.run(controller.signal)]);
     return 0;
   } catch (err) {
+    controller.abort();
     logger.error("tskubelet failed", { err: errorMessage(err) });
     return 1;
   } finally {

@@ -1,6 +1,6 @@
 /** Builds the CRI ContainerConfig for one container of a pod. */
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
-import type { ContainerConfig, KeyValue } from "../cri/types.js";
+import type { ContainerConfig, KeyValue, Mount } from "../cri/types.js";
 import { createHash } from "node:crypto";
 import {
   ANN_CONTAINER_HASH,
@@ -17,7 +17,7 @@ import {
 } from "../api/labels.js";
 import { canonicalJSON } from "../pods/defaults.js";
 import { containerResources } from "./resources.js";
-import { expandVars, resolveEnv } from "./env.js";
+import { expandVars, loadEnvSources, resolveEnv, type EnvContext, type EnvObjectLookup, type EnvSources, type NodeAllocatable } from "./env.js";
 
 export interface ContainerOptions {
   restartCount: number;
@@ -27,6 +27,30 @@ export interface ContainerOptions {
   /** Values of status fields for the downward API (podIP, hostIP). */
   podIPs: string[];
   hostIPs: string[];
+  /** The ConfigMaps and Secrets env refers to (loadEnvSources). */
+  envSources?: EnvSources;
+  /** For resourceFieldRef without a limit. */
+  allocatable?: NodeAllocatable;
+  /** The container's volume mounts (from the volume manager). */
+  mounts?: Mount[];
+}
+
+/** What building a container needs besides the spec: env lookups and the volume mounts. */
+export interface ContainerInputs {
+  envLookup: EnvObjectLookup | undefined;
+  allocatable: NodeAllocatable;
+  mountsFor(pod: V1Pod, c: V1Container, env: Record<string, string>): Promise<Mount[]>;
+}
+
+/**
+ * Fetches what the container's env refers to, prepares its mounts, and builds its config. Throws
+ * ContainerConfigError (CreateContainerConfigError) when a reference cannot be satisfied.
+ */
+export async function makeContainerConfig(pod: V1Pod, c: V1Container, opts: Omit<ContainerOptions, "envSources" | "mounts" | "allocatable">, inputs: ContainerInputs): Promise<ContainerConfig> {
+  const envSources = await loadEnvSources(pod, c, inputs.envLookup);
+  const envs = resolveEnv(pod, c, { podIPs: opts.podIPs, hostIPs: opts.hostIPs, sources: envSources, allocatable: inputs.allocatable });
+  const mounts = await inputs.mountsFor(pod, c, Object.fromEntries(envs.map((e) => [e.key, e.value])));
+  return buildContainerConfig(pod, c, { ...opts, envSources, allocatable: inputs.allocatable, mounts });
 }
 
 /** A hash of everything in the spec that needs a restart to take effect (resources excluded, as upstream). */
@@ -39,9 +63,16 @@ export function containerLogPath(name: string, restartCount: number): string {
   return `${name}/${restartCount}.log`;
 }
 
+function envContext(opts: ContainerOptions): EnvContext {
+  const ctx: EnvContext = { podIPs: opts.podIPs, hostIPs: opts.hostIPs };
+  if (opts.envSources) ctx.sources = opts.envSources;
+  if (opts.allocatable) ctx.allocatable = opts.allocatable;
+  return ctx;
+}
+
 export function buildContainerConfig(pod: V1Pod, c: V1Container, opts: ContainerOptions): ContainerConfig {
   const meta = pod.metadata ?? {};
-  const envs: KeyValue[] = resolveEnv(pod, c, { podIPs: opts.podIPs, hostIPs: opts.hostIPs });
+  const envs: KeyValue[] = resolveEnv(pod, c, envContext(opts));
   const envMap = Object.fromEntries(envs.map((e) => [e.key, e.value]));
   const config: ContainerConfig = {
     metadata: { name: c.name, attempt: opts.restartCount },
@@ -50,7 +81,7 @@ export function buildContainerConfig(pod: V1Pod, c: V1Container, opts: Container
     args: (c.args ?? []).map((s) => expandVars(s, envMap)),
     workingDir: c.workingDir ?? "",
     envs,
-    mounts: [],
+    mounts: opts.mounts ?? [],
     labels: {
       [LABEL_POD_NAME]: meta.name ?? "",
       [LABEL_POD_NAMESPACE]: meta.namespace ?? "default",

@@ -5,6 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 const POD_START_BUCKETS = [0.5, 1, 2, 3, 4, 5, 6, 8, 10, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600];
+const CERT_ROTATION_BUCKETS = [60, 3600, 14400, 86400, 604800, 2592000, 7776000, 15552000, 31104000, 124416000];
 const RUNTIME_OP_BUCKETS = Array.from({ length: 14 }, (_, i) => 0.005 * 2.5 ** i);
 
 export interface KubeletMetrics {
@@ -27,6 +28,13 @@ export interface KubeletMetrics {
   httpRequests: Counter<"method" | "path" | "server_type" | "long_running">;
   httpRequestsDuration: Histogram<"method" | "path" | "server_type" | "long_running">;
   httpInflight: Gauge<"method" | "path" | "server_type" | "long_running">;
+  /** Sources of the certificate TTL gauges; the certificate managers replace them (+Inf with no certificate). */
+  certificateTTL: { client: () => number; server: () => number };
+  certClientTTL: Gauge;
+  certClientRenewErrors: Counter;
+  certServerTTL: Gauge;
+  certServerRenewErrors: Counter;
+  certServerRotationSeconds: Histogram;
   /** Records one CRI call (the CRI client's onCall hook). */
   recordRuntimeCall(op: string, ms: number, err?: unknown): void;
 }
@@ -55,6 +63,26 @@ export function createKubeletMetrics(opts: { nodeName: string; processMetrics?: 
     httpRequests: new Counter({ name: "kubelet_http_requests_total", help: "Number of the http requests received since the server started", labelNames: ["method", "path", "server_type", "long_running"], ...r }),
     httpRequestsDuration: new Histogram({ name: "kubelet_http_requests_duration_seconds", help: "Duration in seconds to serve http requests", labelNames: ["method", "path", "server_type", "long_running"], ...r }),
     httpInflight: new Gauge({ name: "kubelet_http_inflight_requests", help: "Number of the inflight http requests", labelNames: ["method", "path", "server_type", "long_running"], ...r }),
+    certificateTTL: { client: () => Number.POSITIVE_INFINITY, server: () => Number.POSITIVE_INFINITY },
+    certClientTTL: new Gauge({
+      name: "kubelet_certificate_manager_client_ttl_seconds",
+      help: "Seconds until the kubelet's client certificate expires; +Inf when there is no usable client certificate.",
+      collect() {
+        this.set(m.certificateTTL.client());
+      },
+      ...r,
+    }),
+    certClientRenewErrors: new Counter({ name: "kubelet_certificate_manager_client_expiration_renew_errors", help: "Failed attempts to get or renew the client certificate.", ...r }),
+    certServerTTL: new Gauge({
+      name: "kubelet_certificate_manager_server_ttl_seconds",
+      help: "Seconds until the kubelet's serving certificate expires; +Inf when there is no managed serving certificate.",
+      collect() {
+        this.set(m.certificateTTL.server());
+      },
+      ...r,
+    }),
+    certServerRenewErrors: new Counter({ name: "kubelet_server_expiration_renew_errors", help: "Failed attempts to get or renew the serving certificate.", ...r }),
+    certServerRotationSeconds: new Histogram({ name: "kubelet_certificate_manager_server_rotation_seconds", help: "Age in seconds of the serving certificate when it was replaced.", buckets: CERT_ROTATION_BUCKETS, ...r }),
     recordRuntimeCall(op, ms, err) {
       m.runtimeOperations.inc({ operation_type: op });
       m.runtimeOperationsDuration.observe({ operation_type: op }, ms / 1000);

@@ -110,6 +110,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
 
   const statusLoop = async (signal: AbortSignal): Promise<void> => {
     let failures = 0;
+    signal.addEventListener("abort", () => wake?.(), { once: true });
     while (!signal.aborted) {
       try {
         await updateStatus();
@@ -125,7 +126,6 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
           cancel();
           resolve();
         };
-        signal.addEventListener("abort", () => wake?.(), { once: true });
       });
       wake = undefined;
     }

@@ -12,7 +12,9 @@ import type { Logger } from "../util/log.js";
 import type { KubeletMetrics } from "../metrics/index.js";
 import { errorMessage } from "../util/errors.js";
 import { buildSandboxConfig, isHostNetwork, podLogDirectory, type SandboxOptions } from "../containers/sandbox.js";
-import { buildContainerConfig } from "../containers/container.js";
+import { makeContainerConfig } from "../containers/container.js";
+import { ContainerConfigError, type NodeAllocatable } from "../containers/env.js";
+import type { VolumeManager } from "../volumes/index.js";
 import { podCgroupParent } from "../containers/resources.js";
 import { removeCgroup } from "../containers/cgroups.js";
 import type { Backoff } from "./backoff.js";
@@ -38,6 +40,12 @@ export interface WorkerEnv {
   runtimeName: () => string;
   networkReady: () => boolean;
   resyncMs: number;
+  /** The pod's volumes (set up before the sandbox, mounts per container, torn down at cleanup) and env lookups. */
+  volumes: Pick<VolumeManager, "setUp" | "mountsFor" | "tearDown" | "envLookup">;
+  /** The node's allocatable cpu and memory, for resourceFieldRef without a limit. */
+  allocatable: () => NodeAllocatable;
+  /** Resolves a pod's runtimeClassName to its CRI runtime handler (cluster mode: the RuntimeClass). */
+  runtimeHandler?: (runtimeClassName: string) => Promise<string>;
   /** Receives every status the worker computes. */
   setStatus: (pod: V1Pod, status: V1PodStatus) => void;
   getStatus: (uid: string) => V1PodStatus | undefined;
@@ -161,6 +169,14 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
         changed = true;
       }),
     );
+    // Volumes before the sandbox, as upstream; a volume that cannot be set up keeps containers waiting.
+    const mountFailures = await env.volumes.setUp(pod);
+    for (const f of mountFailures) env.events(pod, "Warning", "FailedMount", f.message);
+    if (mountFailures.length > 0 && a.containersToStart.length > 0) {
+      for (const s of a.containersToStart) waiting.set(s.container.name, { reason: "ContainerCreating", message: "" });
+      log.v(2).info("waiting for volumes", { failed: mountFailures.map((f) => f.volume) });
+      return changed;
+    }
     let sandboxId = a.sandbox?.id;
     let sandboxIPs = a.sandbox?.ips ?? [];
     const sbConfig: PodSandboxConfig = buildSandboxConfig(pod, { ...env.sandbox, attempt: a.createSandbox ? a.sandboxAttempt : (a.sandbox?.attempt ?? 0) });
@@ -183,7 +199,9 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
       for (const s of a.containersToStart) void imageFor(s.container);
       try {
         await mkdir(sbConfig.logDirectory ?? podLogDirectory(env.sandbox.podLogsDir, pod), { recursive: true, mode: 0o755 });
-        sandboxId = await env.rs.runPodSandbox(sbConfig);
+        const rcName = pod.spec?.runtimeClassName;
+        const handler = rcName ? await (env.runtimeHandler ? env.runtimeHandler(rcName) : Promise.resolve(rcName)) : undefined;
+        sandboxId = await env.rs.runPodSandbox(sbConfig, handler);
         changed = true;
         if (!isHostNetwork(pod)) {
           const st = await env.rs.podSandboxStatus(sandboxId);
@@ -232,13 +250,15 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     if (!img.pulled) env.events(pod, "Normal", "Pulled", `Container image "${c.image ?? ""}" already present on machine`);
     let id: string;
     try {
-      const config = buildContainerConfig(pod, c, { restartCount: s.restartCount, imageRef: img.imageRef, memoryCapacity: env.memoryCapacity, podIPs: ctx.podIPs, hostIPs: env.hostIPs() });
+      const inputs = { envLookup: env.volumes.envLookup, allocatable: env.allocatable(), mountsFor: env.volumes.mountsFor };
+      const config = await makeContainerConfig(pod, c, { restartCount: s.restartCount, imageRef: img.imageRef, memoryCapacity: env.memoryCapacity, podIPs: ctx.podIPs, hostIPs: env.hostIPs() }, inputs);
       id = await env.rs.createContainer(sandboxId, config, sbConfig);
     } catch (err) {
       const message = errorMessage(err);
-      ctx.waiting.set(c.name, { reason: "CreateContainerError", message });
+      const reason = err instanceof ContainerConfigError ? "CreateContainerConfigError" : "CreateContainerError";
+      ctx.waiting.set(c.name, { reason, message });
       env.events(pod, "Warning", "Failed", `Error: ${message}`);
-      env.metrics?.startedContainersErrors.inc({ container_type: "container", code: "CreateContainerError" });
+      env.metrics?.startedContainersErrors.inc({ container_type: "container", code: reason });
       return true;
     }
     env.events(pod, "Normal", "Created", `Created container ${c.name}`);
@@ -312,6 +332,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
         for (const c of rp.containers) await env.rs.removeContainer(c.id).catch(() => undefined);
         for (const sb of rp.sandboxes) await env.rs.removePodSandbox(sb.id);
         await rm(podLogDirectory(env.sandbox.podLogsDir, pod), { recursive: true, force: true });
+        await env.volumes.tearDown(uid);
         if (env.sandbox.cgroupsPerQOS) await removeCgroup(podCgroupParent(pod, env.sandbox.cgroupRoot)).catch(() => undefined);
         for (const c of pod.spec?.containers ?? []) env.crashBackoff.reset(backoffKey(pod, c.name));
         log.v(1).info("pod terminated and cleaned up");

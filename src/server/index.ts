@@ -1,12 +1,14 @@
 /**
- * The kubelet's listeners. Public surface: startReadOnlyServer (10255), startHealthzServer (10248).
+ * The kubelet's listeners. Public surface: startApiServer (10250), startReadOnlyServer (10255), startHealthzServer (10248).
  */
 import type { Server } from "node:http";
 import type { Logger } from "../util/log.js";
 import type { KubeletMetrics } from "../metrics/index.js";
+import type { Registry } from "prom-client";
 import { closeServer, createHttpServer, createRouter, listen, type Route } from "./http.js";
 import { healthzHandler, singleCheckHandler, type HealthCheck } from "./healthz.js";
 import { debugDisabledRoutes, metricsHandler, podsHandler, type PodLister } from "./handlers.js";
+import { statsRoutes, type StatsProvider } from "../stats/index.js";
 
 export type { HealthCheck } from "./healthz.js";
 
@@ -15,6 +17,10 @@ export function healthLog(logger: Logger): (name: string, reason: string) => voi
   return (name, reason) => logger.warn("health check failed", { check: name, reason });
 }
 export type { PodLister } from "./handlers.js";
+export { startApiServer, type ApiServer, type ApiServerDeps, type ApiServerOptions } from "./api.js";
+export type { AccessReviewer, SubjectAccessReviewSpec, AccessReviewResult, TokenReviewer, TokenReviewResult } from "./auth/index.js";
+export type { ServingTLS } from "./tls.js";
+export { startCadvisorServer, type CadvisorServer, type CadvisorServerDeps } from "./cadvisor.js";
 
 export interface RunningServer {
   address: { host: string; port: number };
@@ -26,16 +32,26 @@ export interface ReadOnlyDeps {
   checks: HealthCheck[];
   metrics: KubeletMetrics;
   logger: Logger;
+  /** The registry of /metrics/probes. */
+  probeMetrics?: Registry;
+  /** /stats/summary, /metrics/cadvisor, /metrics/resource and /spec/. */
+  stats?: StatsProvider;
 }
 
-export function readOnlyRoutes(deps: ReadOnlyDeps): Route[] {
+/** Upstream's "auth-not-required" group: served as is on 10255, behind authn/authz on 10250. */
+export function sharedRoutes(deps: ReadOnlyDeps): Route[] {
   return [
     { pattern: "/healthz", methods: ["GET", "HEAD"], handler: healthzHandler(deps.checks, healthLog(deps.logger)) },
     { pattern: "/healthz/:name", methods: ["GET", "HEAD"], handler: singleCheckHandler(deps.checks, healthLog(deps.logger)) },
     { pattern: "/pods", methods: ["GET"], handler: podsHandler(deps.pods) },
     { pattern: "/metrics", methods: ["GET"], handler: metricsHandler(deps.metrics.registry) },
-    ...debugDisabledRoutes(),
+    ...(deps.probeMetrics ? [{ pattern: "/metrics/probes", methods: ["GET"], handler: metricsHandler(deps.probeMetrics) }] : []),
+    ...(deps.stats ? statsRoutes(deps.stats) : []),
   ];
+}
+
+export function readOnlyRoutes(deps: ReadOnlyDeps): Route[] {
+  return [...sharedRoutes(deps), ...debugDisabledRoutes()];
 }
 
 async function start(server: Server, port: number, host: string): Promise<RunningServer> {

@@ -135,6 +135,50 @@ describe("cluster mode against a real control plane", () => {
     await cp.kubectl(["delete", "pod", "picky", "--wait=true"]);
   });
 
+  it("reports a pod whose RuntimeClass has a handler the runtime lacks (reason and Event), the node stays Ready", async () => {
+    // RuntimeClass admission refuses unknown classes at creation; an unknown handler reaches the node.
+    await cp.kubectl(["apply", "-f", "-"], { input: "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: nope\nhandler: nope-handler\n" });
+    await cp.kubectl(["apply", "-f", "-"], {
+      input: `apiVersion: v1\nkind: Pod\nmetadata:\n  name: exotic\nspec:\n  nodeName: ${node}\n  runtimeClassName: nope\n  containers:\n  - name: c\n    image: tskubelet.local/busybox:1.35\n    command: [sleep, "3600"]\n`,
+    });
+    const events = await waitFor(async () => {
+      const e = await cp.kubectl(["get", "events", "--field-selector", "involvedObject.name=exotic", "-o", "json"]);
+      const items = (JSON.parse(e) as { items: { reason: string; message: string }[] }).items;
+      return items.find((x) => x.reason === "FailedCreatePodSandBox") ? items : undefined;
+    }, { timeoutMs: 30_000, what: () => "a FailedCreatePodSandBox event" });
+    assert.match(events.find((x) => x.reason === "FailedCreatePodSandBox")?.message ?? "", /^Failed to create pod sandbox: .*nope-handler/);
+    const p = await getJSON<{ status: { phase?: string; containerStatuses?: { state: { waiting?: { reason?: string } } }[] } }>(["get", "pod", "exotic"]);
+    assert.equal(p.status.phase, "Pending");
+    assert.equal(p.status.containerStatuses?.[0]?.state.waiting?.reason, "ContainerCreating");
+    assert.equal((await getJSON<{ status: { conditions: { type: string; status: string }[] } }>(["get", "node", node])).status.conditions.find((c) => c.type === "Ready")?.status, "True");
+    await cp.kubectl(["delete", "pod", "exotic", "--wait=true"]);
+    await cp.kubectl(["delete", "runtimeclass", "nope"]);
+  });
+
+  it("says which identity was refused when its credentials are rejected", async () => {
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const { mkdtemp, readFile, writeFile } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const sh = promisify(execFile);
+    const dir = await mkdtemp(join(tmpdir(), "tskubelet-e2e-rogue-"));
+    await sh("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "ca.key"), "-subj", "/CN=rogue-ca", "-days", "1", "-out", join(dir, "ca.crt")]);
+    await sh("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "n.key"), "-subj", "/O=system:nodes/CN=system:node:intruder", "-out", join(dir, "n.csr")]);
+    await sh("openssl", ["x509", "-req", "-in", join(dir, "n.csr"), "-CA", join(dir, "ca.crt"), "-CAkey", join(dir, "ca.key"), "-CAcreateserial", "-days", "1", "-out", join(dir, "n.crt")]);
+    const b64 = async (f: string): Promise<string> => (await readFile(join(dir, f))).toString("base64");
+    const kc = join(dir, "kubeconfig");
+    await writeFile(kc, `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: ${cp.server}\n    certificate-authority-data: ${(await readFile(cp.caCert)).toString("base64")}\nusers:\n- name: u\n  user:\n    client-certificate-data: ${await b64("n.crt")}\n    client-key-data: ${await b64("n.key")}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n`);
+    const rogue = await startTskubelet(rt, { nodeName: "intruder", extraArgs: [`--kubeconfig=${kc}`] });
+    try {
+      const line = await waitFor(() => rogue.output().split("\n").find((l) => l.includes("401 Unauthorized")), { timeoutMs: 30_000, what: () => "a 401 log line" });
+      assert.match(line, /rejected the credentials of system:node:intruder \(401 Unauthorized\) for POST \/api\/v1\/nodes/);
+      assert.equal((await cp.kubectl(["get", "nodes", "--no-headers"])).includes("intruder"), false);
+    } finally {
+      await rogue.cleanup();
+    }
+  });
+
   it("works under NodeRestriction: its identity may not touch another node", async () => {
     await cp.kubectl(["apply", "-f", "-"], { input: "apiVersion: v1\nkind: Node\nmetadata:\n  name: other-node\n" });
     const kc = await cp.nodeKubeconfig(node);

@@ -2,8 +2,8 @@
  * Runs the real `tskubelet` command (dist/src/cli/main.js) as a child process against a private
  * containerd, with its own manifest and log directories, for integration tests.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm, writeFile, unlink } from "node:fs/promises";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile, unlink } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -142,9 +142,30 @@ export async function startTskubelet(rt: PrivateContainerd, opts: { extraArgs?: 
     cleanup: async () => {
       await stop();
       if (process.env.TSK_TEST_DEBUG) process.stderr.write(`--- tskubelet output (${dir}) ---\n${out}\n`);
+      await unmountUnder(dir);
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Detaches (umount -l) every mount below `dir`: the tmpfs of memory-backed volumes of pods that
+ * still run (pods outlive the kubelet), so the directory can be removed.
+ */
+export async function unmountUnder(dir: string): Promise<void> {
+  const info = await readFile("/proc/self/mountinfo", "utf8").catch(() => "");
+  const points = info
+    .split("\n")
+    .map((l) => (l.split(" ")[4] ?? "").replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((p) => p.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const p of points) {
+    try {
+      execFileSync("umount", ["-l", p], { stdio: "ignore" });
+    } catch {
+      // already gone
+    }
+  }
 }
 
 /** Whether something accepts TCP connections on 127.0.0.1:port. */

@@ -1,0 +1,86 @@
+/**
+ * ConfigMaps and Secrets as pods need them, read from the apiserver with the kubelet's identity
+ * (the Node authorizer lets a node read what its pods refer to). Fresh reads, no cache: a volume is
+ * refreshed at most once per period and env is read when a container starts.
+ */
+import type { V1ConfigMap, V1Secret } from "@kubernetes/client-node";
+import { ApiError, type ApiClient } from "../api/client.js";
+import type { EnvObjectLookup } from "../containers/env.js";
+import type { Clock } from "../util/clock.js";
+
+/** Key → bytes: a ConfigMap's data and binaryData, or a Secret's decoded data. */
+export type ObjectData = Record<string, Buffer>;
+
+export interface ObjectSource {
+  /** undefined when the object does not exist; rejects on any other failure. */
+  configMap(namespace: string, name: string): Promise<ObjectData | undefined>;
+  secret(namespace: string, name: string): Promise<ObjectData | undefined>;
+}
+
+const RETRY_DELAYS_MS = [200, 400, 800, 1600];
+
+/**
+ * Runs `fn`, trying again a few times within ~3 s while `transient` says so: right after a pod is
+ * created the apiserver may not yet know it (the Node authorizer's graph, the bound pod of a
+ * TokenRequest), and waiting for the next pod sync would delay the start by seconds.
+ */
+export async function retryTransient<T>(clock: Clock, fn: () => Promise<T>, transient: (err: unknown) => boolean): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const delay = RETRY_DELAYS_MS[i];
+      if (delay === undefined || !transient(err)) throw err;
+      await clock.sleep(delay);
+    }
+  }
+}
+
+const forbidden = (err: unknown): boolean => err instanceof ApiError && err.status === 403;
+
+async function getOrUndefined<T>(api: ApiClient, clock: Clock, path: string): Promise<T | undefined> {
+  try {
+    return await retryTransient(clock, () => api.request<T>({ method: "GET", path }), forbidden);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return undefined;
+    throw err;
+  }
+}
+
+const seg = encodeURIComponent;
+
+export function createApiObjectSource(api: ApiClient, clock: Clock): ObjectSource {
+  return {
+    async configMap(ns, name) {
+      const cm = await getOrUndefined<V1ConfigMap>(api, clock, `/api/v1/namespaces/${seg(ns)}/configmaps/${seg(name)}`);
+      if (!cm) return undefined;
+      const out: ObjectData = {};
+      for (const [k, v] of Object.entries(cm.data ?? {})) out[k] = Buffer.from(v, "utf8");
+      for (const [k, v] of Object.entries(cm.binaryData ?? {})) out[k] = Buffer.from(v, "base64");
+      return out;
+    },
+    async secret(ns, name) {
+      const s = await getOrUndefined<V1Secret>(api, clock, `/api/v1/namespaces/${seg(ns)}/secrets/${seg(name)}`);
+      if (!s) return undefined;
+      const out: ObjectData = {};
+      for (const [k, v] of Object.entries(s.data ?? {})) out[k] = Buffer.from(v, "base64");
+      return out;
+    },
+  };
+}
+
+/**
+ * The lookup container env uses: a ConfigMap's `data` (not binaryData, as upstream) or a Secret's
+ * decoded `data`, as strings.
+ */
+export function envLookupFrom(api: ApiClient, clock: Clock): EnvObjectLookup {
+  return async (kind, ns, name) => {
+    if (kind === "ConfigMap") {
+      const cm = await getOrUndefined<V1ConfigMap>(api, clock, `/api/v1/namespaces/${seg(ns)}/configmaps/${seg(name)}`);
+      return cm ? { ...(cm.data ?? {}) } : undefined;
+    }
+    const s = await getOrUndefined<V1Secret>(api, clock, `/api/v1/namespaces/${seg(ns)}/secrets/${seg(name)}`);
+    if (!s) return undefined;
+    return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
+  };
+}
