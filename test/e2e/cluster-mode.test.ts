@@ -4,7 +4,11 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { cpus, totalmem } from "node:os";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { startContainerd, ctr, type PrivateContainerd } from "../support/containerd.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import { podManifest, sleep, startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
@@ -156,11 +160,6 @@ describe("cluster mode against a real control plane", () => {
   });
 
   it("says which identity was refused when its credentials are rejected", async () => {
-    const { execFile } = await import("node:child_process");
-    const { promisify } = await import("node:util");
-    const { mkdtemp, readFile, writeFile } = await import("node:fs/promises");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
     const sh = promisify(execFile);
     const dir = await mkdtemp(join(tmpdir(), "tskubelet-e2e-rogue-"));
     await sh("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "ca.key"), "-subj", "/CN=rogue-ca", "-days", "1", "-out", join(dir, "ca.crt")]);
