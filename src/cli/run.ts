@@ -1,4 +1,5 @@
 /** `tskubelet [flags]`: loads the configuration, connects to the runtime and runs the kubelet. */
+import { setMaxListeners } from "node:events";
 import { createImageService, createRuntimeService } from "../cri/index.js";
 import type { LoadedConfiguration } from "../config/index.js";
 import { createKubelet } from "../kubelet.js";
@@ -49,6 +50,8 @@ export async function runKubelet(loaded: LoadedConfiguration): Promise<number> {
   const kubelet = createKubelet(loaded, { rs, is, clock: systemClock, logger, metrics, machine, nodeIPs, ...(api ? { api } : {}) });
 
   const controller = new AbortController();
+  // Every long-lived loop waits on this one signal; more than Node's default of 10 is expected.
+  setMaxListeners(256, controller.signal);
   const onSignal = (sig: string): void => {
     logger.info("received signal; shutting down (pods keep running)", { signal: sig });
     controller.abort();
