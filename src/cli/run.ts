@@ -8,7 +8,8 @@ import { createKubeletMetrics } from "../metrics/index.js";
 import { createClientCertificates, testCsrExpirationSeconds, testRotationFraction, type ClientCertificates } from "../certs/index.js";
 import { detectNodeIPs, readMachineFacts } from "../node/machine.js";
 import { systemClock } from "../util/clock.js";
-import { createLogger } from "../util/log.js";
+import { createLogger, type Logger } from "../util/log.js";
+import { createServingCsrApprover, DEFAULT_MAX_EXPIRATION_SECONDS } from "../certs/approver.js";
 import { errorMessage } from "../util/errors.js";
 
 export async function runKubelet(loaded: LoadedConfiguration): Promise<number> {
@@ -59,7 +60,7 @@ export async function runKubelet(loaded: LoadedConfiguration): Promise<number> {
   process.once("SIGTERM", () => onSignal("SIGTERM"));
   process.once("SIGINT", () => onSignal("SIGINT"));
   try {
-    await Promise.all([kubelet.run(controller.signal), certs?.run(controller.signal)]);
+    await Promise.all([kubelet.run(controller.signal), certs?.run(controller.signal), runApprover(loaded, logger, controller.signal)]);
     return 0;
   } catch (err) {
     controller.abort();
@@ -69,5 +70,21 @@ export async function runKubelet(loaded: LoadedConfiguration): Promise<number> {
     rs.close();
     is.close();
     api?.close();
+  }
+}
+
+/** The kubelet-serving CSR approver inside tskubelet (--csr-approver-kubeconfig), when asked for. */
+async function runApprover(loaded: LoadedConfiguration, logger: Logger, signal: AbortSignal): Promise<void> {
+  const path = loaded.flags.csrApproverKubeconfig;
+  if (!path) return;
+  const api = await createApiClient({ kubeconfigPath: path, clock: systemClock, qps: 5, burst: 10, timeoutMs: 30_000 });
+  const log = logger.with({ component: "csr-approver" });
+  log.info("serving-certificate CSR approver running", { identity: api.identity() });
+  try {
+    await createServingCsrApprover(api, { approveOnly: false, maxExpirationSeconds: DEFAULT_MAX_EXPIRATION_SECONDS, logger: log }).run(signal, (o) => {
+      if (o.verdict !== "skipped") log.info("kubelet-serving CSR decided", { csr: o.name, verdict: o.verdict, reason: o.reason, message: o.message });
+    });
+  } finally {
+    api.close();
   }
 }

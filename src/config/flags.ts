@@ -12,7 +12,7 @@ export interface ConfigFlag {
 
 export interface FlagOnly {
   flag: string;
-  key: "config" | "kubeconfig" | "bootstrapKubeconfig" | "certDir" | "rootDir" | "hostnameOverride" | "nodeIP" | "nodeLabels";
+  key: "config" | "kubeconfig" | "bootstrapKubeconfig" | "certDir" | "rootDir" | "hostnameOverride" | "nodeIP" | "nodeLabels" | "csrApproverKubeconfig";
   help: string;
   default: string;
 }
@@ -81,4 +81,10 @@ export const FLAG_ONLY: FlagOnly[] = [
   { flag: "hostname-override", key: "hostnameOverride", help: "Node name instead of the hostname", default: "" },
   { flag: "node-ip", key: "nodeIP", help: "IP address of the node", default: "" },
   { flag: "node-labels", key: "nodeLabels", help: "Labels added at registration: key=value,...", default: "" },
+  {
+    flag: "csr-approver-kubeconfig",
+    key: "csrApproverKubeconfig",
+    help: "tskubelet's own: also run the kubelet-serving CSR approver (tskubelet certs approver) with this kubeconfig, which must be allowed to approve CSRs",
+    default: "",
+  },
 ];

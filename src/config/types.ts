@@ -81,6 +81,8 @@ export interface KubeletFlags {
   hostnameOverride: string;
   nodeIP: string;
   nodeLabels: Record<string, string>;
+  /** tskubelet's own: run the serving-CSR approver in-process with this (admin) kubeconfig. */
+  csrApproverKubeconfig: string;
 }
 
 export interface LoadedConfiguration {

@@ -211,4 +211,28 @@ describe("certificate bootstrap auto-approved, rotation and recovery", () => {
     assert.match(proc.output(), /expired at/);
     assert.match(await readFile(expired, "utf8"), /kubelet-client-current\.pem/);
   });
+  it("runs the serving-CSR approver inside tskubelet: its own serving CSR is approved and 10250 presents the issued certificate", async () => {
+    const node3 = "e2e-certs-approver";
+    const kc = await cp.nodeKubeconfig(node3);
+    const k3 = await startTskubelet(rt, {
+      nodeName: node3,
+      extraArgs: [`--kubeconfig=${kc}`, "--rotate-server-certificates", `--csr-approver-kubeconfig=${cp.adminKubeconfig}`],
+    });
+    try {
+      const csr = await waitFor(
+        async () => (await csrs(cp)).find((c) => c.spec.signerName === "kubernetes.io/kubelet-serving" && c.spec.username === `system:node:${node3}` && c.status.certificate),
+        { timeoutMs: 60_000, intervalMs: 500, what: () => `an approved and issued serving CSR; output:\n${k3.output()}` },
+      );
+      assert.ok(csr.status.conditions?.some((c) => c.type === "Approved"));
+      assert.match(k3.output(), /"kubelet-serving CSR decided".*verdict="approved"/);
+      const ca = await readFile(cp.caCert);
+      const served = await waitFor(async () => {
+        const c = await servedCert(k3.port, ca);
+        return c.checkIssued(new X509Certificate(ca)) ? c : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 500, what: () => "10250 to present the CA-issued certificate" });
+      assert.match(served.subject, new RegExp(`CN=system:node:${node3}`));
+    } finally {
+      await k3.cleanup();
+    }
+  });
 });
