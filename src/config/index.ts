@@ -83,7 +83,7 @@ function readConfigFile(path: string, readFile: (p: string) => string): Record<s
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = parseYaml(text, { version: "1.1" });
   } catch (err) {
     throw new ConfigError(`config file ${path} is not valid YAML or JSON: ${errorMessage(err)}`);
   }

@@ -7,7 +7,8 @@
 #                   test/cluster/.data)
 #   --keep-data     stop the processes but keep the dir (logs, etcd, PKI)
 #
-# Only the processes recorded in DIR/pids are signalled (TERM, then KILL after
+# Only the processes recorded in DIR/pids (including a metrics-server that
+# metrics-server.sh started) are signalled (TERM, then KILL after
 # 20 s); a recorded pid whose process no longer runs our command is skipped.
 set -euo pipefail
 
@@ -19,7 +20,7 @@ while [[ $# -gt 0 ]]; do
     --data-dir) data_dir="${2:?--data-dir needs a value}"; shift 2 ;;
     --data-dir=*) data_dir="${1#*=}"; shift ;;
     --keep-data) keep=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "down.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -35,18 +36,19 @@ if [[ ! -e "$data_dir/.kube-test-plane" ]]; then
 fi
 pids="$data_dir/pids"
 
-# pid_of <name>: the recorded pid if that process still runs <name>.
+# pid_of <name>: the recorded pid if that process still runs <name> (as
+# `kube-test-plane <name>`, or a binary called <name>: metrics-server).
 pid_of() {
   local f="$pids/$1.pid" pid argv=()
   [[ -s "$f" ]] || return 1
   pid="$(<"$f")"
   mapfile -d '' argv 2>/dev/null <"/proc/$pid/cmdline" || return 1
-  [[ "${argv[1]:-}" == "$1" ]] || return 1
+  [[ "${argv[1]:-}" == "$1" || "$(basename "${argv[0]:-}")" == "$1" ]] || return 1
   echo "$pid"
 }
 
-# Clients first, etcd last.
-for name in kube-scheduler kube-controller-manager kube-apiserver etcd; do
+# Clients first, etcd last. metrics-server (metrics-server.sh) if it runs.
+for name in metrics-server kube-scheduler kube-controller-manager kube-apiserver etcd; do
   if pid="$(pid_of "$name")"; then
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 200); do

@@ -67,7 +67,7 @@ command -v "$kubectl" >/dev/null || { echo "up.sh: kubectl not found" >&2; exit 
 if [[ -n "${KTP_BIN:-}" ]]; then
   bin="$KTP_BIN"
 else
-  "$here/build.sh"
+  "$here/build.sh" kube-test-plane
   bin="$here/bin/kube-test-plane"
 fi
 [[ -x "$bin" ]] || { echo "up.sh: $bin is not executable" >&2; exit 1; }

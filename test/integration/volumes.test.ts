@@ -93,7 +93,7 @@ describe("volumes on containerd (standalone)", () => {
           container("main", `for f in name ns labels tier cpu; do echo "$f=$(cat /info/$f)"; done${done}`, "    - name: info\n      mountPath: /info\n"),
           `  - name: info
     downwardAPI:
-      defaultMode: 256 # 0400 (written in decimal: see the report on YAML 1.1 octals)
+      defaultMode: 0400 # YAML 1.1 octal, as upstream reads manifests
       items:
       - path: name
         fieldRef: {fieldPath: metadata.name}

@@ -207,7 +207,8 @@ export function parseManifest(text: string): Parsed[] {
   const out: Parsed[] = [];
   let docs;
   try {
-    docs = parseAllDocuments(text);
+    // YAML 1.1, as upstream reads manifests: 0644 is an octal file mode, yes/no are booleans.
+    docs = parseAllDocuments(text, { version: "1.1" });
   } catch (err) {
     return [{ problem: { field: "(file)", reason: `cannot parse YAML/JSON: ${errorMessage(err)}` } }];
   }
