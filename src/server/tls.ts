@@ -6,8 +6,9 @@
  */
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { createPrivateKey, randomBytes, webcrypto } from "node:crypto";
-import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
+import { createPrivateKey, webcrypto } from "node:crypto";
+import { mkdir, readFile } from "node:fs/promises";
+import { writeFileAtomic } from "../certs/store.js";
 import { isIP } from "node:net";
 import { dirname, join } from "node:path";
 import { createSecureContext, type SecureContextOptions, type TlsOptions } from "node:tls";
@@ -181,26 +182,5 @@ export async function generateSelfSignedCertKey(host: string, nowMs: number): Pr
   return { certPem: `${leaf.toString("pem")}\n${ca.toString("pem")}\n`, keyPem };
 }
 
-/** Writes a file with mode 0600 through a temporary file, fsync and rename: readers see old or new, never half. */
-export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
-  const fh = await open(tmp, "wx", mode);
-  try {
-    await fh.writeFile(data);
-    await fh.chmod(mode);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  const dir = await open(dirname(path), "r").catch(() => undefined);
-  if (dir) {
-    await dir.sync().catch(() => undefined);
-    await dir.close();
-  }
-}
+/** Certificate files have one writer, the certificate store; the fallback uses its atomic write. */
+export { writeFileAtomic };
