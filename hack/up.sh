@@ -76,8 +76,10 @@ cat <<EOT
 
 tskubelet is running (pid $(cat "$run/tskubelet.pid"), log $run/tskubelet.log)
   runtime      $endpoint
+  10250        https://127.0.0.1:10250/pods       kubelet API (self-signed; this demo allows local clients)
   10255        http://127.0.0.1:10255/pods        read-only API (no auth)
   10248        http://127.0.0.1:10248/healthz     health, localhost only
+  4194         http://127.0.0.1:4194/             container metrics and the web UI
   web pod      http://${web_ip:-<pod IP>}:8080/    busybox httpd on the pod network
   node-agent   http://127.0.0.1:18080/            hostNetwork pod
 Static pods are read from $repo/examples/static-pods (add, edit or remove a file to see it react).
