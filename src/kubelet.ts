@@ -4,6 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import type { V1Pod } from "@kubernetes/client-node";
+import { toKubeJSON } from "./api/json.js";
 import type { LoadedConfiguration } from "./config/index.js";
 import { configz, formatDuration } from "./config/index.js";
 import type { ImageService, RuntimeService } from "./cri/types.js";
@@ -174,6 +175,15 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
 
   const podsWithStatus = (): V1Pod[] =>
     pods.desiredPods().map((p) => ({ ...p, status: statuses.getStatus(p.metadata?.uid ?? "") ?? p.status ?? { phase: "Pending" } }));
+  // /pods is read far more often than pods change: serialize once per change of the desired set or a status.
+  let statusVersion = 0;
+  statuses.subscribe(() => statusVersion++);
+  let podListCache: { key: string; json: string } | undefined;
+  const podListJSON = (): string => {
+    const key = `${pods.version()}/${statusVersion}`;
+    if (podListCache?.key !== key) podListCache = { key, json: toKubeJSON({ kind: "PodList", apiVersion: "v1", metadata: {}, items: podsWithStatus() }) };
+    return podListCache.json;
+  };
 
   const stats = createStatsProvider(
     { runtime: deps.rs, images: deps.is, pods: podsWithStatus, clock, logger },
@@ -197,7 +207,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       running.healthz = await startHealthzServer({ checks, logger }, { address: config.healthzBindAddress, port: config.healthzPort });
       logger.info("healthz listening", { address: `${config.healthzBindAddress}:${running.healthz.address.port}` });
     }
-    const shared: ReadOnlyDeps = { pods: { pods: podsWithStatus }, checks, metrics, logger, probeMetrics: probeMetrics.registry, stats };
+    const shared: ReadOnlyDeps = { pods: { pods: podsWithStatus, json: podListJSON }, checks, metrics, logger, probeMetrics: probeMetrics.registry, stats };
     if (config.readOnlyPort > 0) {
       running.readonly = await startReadOnlyServer(shared, { address: config.address, port: config.readOnlyPort });
       logger.info("read-only API listening", { address: `${config.address}:${running.readonly.address.port}` });

@@ -18,6 +18,8 @@ export interface PodManager {
   expectSources(sources: string[]): void;
   /** The desired pods, in a stable order. */
   desiredPods(): V1Pod[];
+  /** Changes whenever the desired set changes (for caches of views of it). */
+  version(): number;
   getPodByUID(uid: string): V1Pod | undefined;
   getPodByName(namespace: string, name: string): V1Pod | undefined;
   /** Runtime reported a change for this pod. */
@@ -53,6 +55,7 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
   const finished = new Set<string>();
   const rejected = new Set<string>();
   let desired = new Map<string, V1Pod>();
+  let desiredVersion = 0;
   let stopped = false;
 
   const fullName = (p: V1Pod): string => `${p.metadata?.namespace ?? ""}/${p.metadata?.name ?? ""}`;
@@ -66,6 +69,7 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
       }
     }
     desired = next;
+    desiredVersion++;
     reconcile();
   };
 
@@ -141,6 +145,7 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
       for (const s of list) expected.add(s);
     },
     desiredPods: () => [...desired.values()],
+    version: () => desiredVersion,
     getPodByUID: (uid) => desired.get(uid),
     getPodByName: (ns, name) => [...desired.values()].find((p) => p.metadata?.namespace === ns && p.metadata?.name === name),
     onRuntimeEvent(uid) {

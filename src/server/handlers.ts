@@ -7,10 +7,16 @@ import { HttpError, sendJSON, sendText, type Handler, type Route } from "./http.
 export interface PodLister {
   /** Desired pods with their latest status. */
   pods(): V1Pod[];
+  /** The PodList JSON, when the lister can serve it from a cache. */
+  json?(): string;
 }
 
 export function podsHandler(lister: PodLister): Handler {
   return (_req, res) => {
+    if (lister.json) {
+      sendJSON(res, lister.json());
+      return;
+    }
     const list = { kind: "PodList", apiVersion: "v1", metadata: {}, items: lister.pods() };
     sendJSON(res, toKubeJSON(list));
   };
