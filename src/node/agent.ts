@@ -45,6 +45,8 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
   let lastFingerprint = "";
   let lastReport = 0;
   let wake: (() => void) | undefined;
+  /** A poke that came while no one was waiting (e.g. during a PATCH): the next wait returns at once. */
+  let poked = false;
 
   const nodePath = (): string => `/api/v1/nodes/${deps.facts().nodeName}`;
 
@@ -120,6 +122,10 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
         if (failures === 0 || failures % 10 === 0) log.error("error updating node status; will retry", { err: errorMessage(err) });
         failures++;
       }
+      if (poked) {
+        poked = false;
+        continue;
+      }
       await new Promise<void>((resolve) => {
         const cancel = clock.setTimer(config.nodeStatusUpdateFrequency, resolve);
         wake = () => {
@@ -128,6 +134,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
         };
       });
       wake = undefined;
+      poked = false;
     }
   };
 
@@ -172,7 +179,10 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
   return {
     registered,
     node: () => current,
-    poke: () => wake?.(),
+    poke: () => {
+      if (wake) wake();
+      else poked = true;
+    },
     async run(signal) {
       await register(signal);
       if (signal.aborted) return;
