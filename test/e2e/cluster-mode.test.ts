@@ -5,7 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -175,6 +175,7 @@ describe("cluster mode against a real control plane", () => {
       assert.equal((await cp.kubectl(["get", "nodes", "--no-headers"])).includes("intruder"), false);
     } finally {
       await rogue.cleanup();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

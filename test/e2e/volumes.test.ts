@@ -9,9 +9,9 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, readdir, readlink, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
 import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
@@ -236,6 +236,7 @@ describe("pods use ConfigMaps, Secrets and their service account token", () => {
     assert.equal(viaToken.metadata.uid, p.metadata.uid);
     await assert.rejects(cp.kubectl(["get", "pods", "-n", "kube-system"], { kubeconfig: kc }), /Forbidden|forbidden/);
     assert.match(await waitLog("whoami", /other-namespace=refused|403/), /other-namespace=refused|403/);
+    await rm(dirname(kc), { recursive: true, force: true });
   });
 
   it("the pod's volumes are removed from the node when it is deleted", async () => {

@@ -65,6 +65,7 @@ export async function startCluster(opts: { autoApprove?: boolean; extraEnv?: Rec
   const caCert = vars.KTP_CA_CERT ?? join(dataDir, "ca.crt");
   const caKey = vars.KTP_CA_KEY ?? join(dataDir, "ca.key");
   const server = vars.KTP_APISERVER_URL ?? "";
+  const scratch: string[] = [];
   return {
     dataDir,
     env: vars,
@@ -75,6 +76,7 @@ export async function startCluster(opts: { autoApprove?: boolean; extraEnv?: Rec
     kubectl,
     async nodeKubeconfig(nodeName, o = {}) {
       const dir = await mkdtemp(join(tmpdir(), `tskubelet-e2e-node-`));
+      scratch.push(dir);
       const key = join(dir, "node.key");
       const csr = join(dir, "node.csr");
       const crt = join(dir, "node.crt");
@@ -115,6 +117,7 @@ export async function startCluster(opts: { autoApprove?: boolean; extraEnv?: Rec
     async stop() {
       await run("bash", [join(root, "test/cluster/down.sh"), "--data-dir", dataDir], { env, timeout: 120_000 }).catch(() => undefined);
       await rm(dataDir, { recursive: true, force: true });
+      for (const d of scratch) await rm(d, { recursive: true, force: true });
     },
   };
 }

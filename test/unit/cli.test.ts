@@ -2,7 +2,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -57,5 +57,6 @@ describe("tskubelet command", () => {
     assert.match(r.err, new RegExp(`${file}: maxPods: expected an integer`));
     assert.match(r.err, /healthzBindAddress: expected a valid IP address/);
     assert.match(r.err, /fileCheckFrequency: expected a duration such as 20s/);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
