@@ -170,7 +170,7 @@ describe("cluster mode against a real control plane", () => {
     await writeFile(kc, `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: ${cp.server}\n    certificate-authority-data: ${(await readFile(cp.caCert)).toString("base64")}\nusers:\n- name: u\n  user:\n    client-certificate-data: ${await b64("n.crt")}\n    client-key-data: ${await b64("n.key")}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n`);
     const rogue = await startTskubelet(rt, { nodeName: "intruder", extraArgs: [`--kubeconfig=${kc}`] });
     try {
-      const line = await waitFor(() => rogue.output().split("\n").find((l) => l.includes("rejected the credentials")), { timeoutMs: 30_000, what: () => "a 401 log line" });
+      const line = await waitFor(() => rogue.output().split("\n").find((l) => l.includes("rejected the credentials") && l.includes("POST /api/v1/nodes")), { timeoutMs: 30_000, what: () => "a 401 log line" });
       assert.match(line, /rejected the credentials of system:node:intruder \(401 Unauthorized\) for POST \/api\/v1\/nodes/);
       assert.equal((await cp.kubectl(["get", "nodes", "--no-headers"])).includes("intruder"), false);
     } finally {
