@@ -119,13 +119,18 @@ describe("kubectl through the apiserver to tskubelet's 10250", () => {
     const pods = JSON.parse(await cp.kubectl(["get", "--raw", `${base}/pods`])) as { kind: string; items: { metadata: { name: string } }[] };
     assert.equal(pods.kind, "PodList");
     assert.ok(pods.items.some((p) => p.metadata.name === "shell"));
-    const summary = JSON.parse(await cp.kubectl(["get", "--raw", `${base}/stats/summary`])) as { node: { nodeName: string; cpu?: object; memory?: object }; pods: { podRef: { name: string } }[] };
+    // Stats come from a background sample refreshed every 10 s: wait for the newest pod to appear.
+    const summary = await waitFor(async () => {
+      const x = JSON.parse(await cp.kubectl(["get", "--raw", `${base}/stats/summary`])) as { node: { nodeName: string; cpu?: object; memory?: object }; pods: { podRef: { name: string } }[] };
+      return x.pods.some((p) => p.podRef.name === "shell") ? x : undefined;
+    }, { timeoutMs: 40_000, intervalMs: 1000, what: () => "the shell pod in /stats/summary" });
     assert.equal(summary.node.nodeName, node);
     assert.ok(summary.node.cpu && summary.node.memory);
-    assert.ok(summary.pods.some((p) => p.podRef.name === "shell"));
-    const resource = await cp.kubectl(["get", "--raw", `${base}/metrics/resource`]);
+    const resource = await waitFor(async () => {
+      const r = await cp.kubectl(["get", "--raw", `${base}/metrics/resource`]);
+      return /^container_memory_working_set_bytes\{container="main",namespace="default",pod="shell"\} \d/m.test(r) ? r : undefined;
+    }, { timeoutMs: 40_000, intervalMs: 1000, what: () => "the shell pod in /metrics/resource" });
     assert.match(resource, /^node_cpu_usage_seconds_total \d/m);
-    assert.match(resource, /^container_memory_working_set_bytes\{container="main",namespace="default",pod="shell"\} \d/m);
     const metrics = await cp.kubectl(["get", "--raw", `${base}/metrics`]);
     assert.match(metrics, new RegExp(`^kubelet_node_name\\{node="${node}"\\} 1$`, "m"));
     assert.match(metrics, /^kubelet_running_pods \d+$/m);
