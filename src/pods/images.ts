@@ -76,9 +76,7 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
           lastErr = err;
         }
       }
-      if (present && policy === "Always") {
-        // The registry is unreachable but the image is here: upstream fails the pull; so do we.
-      }
+      // Under policy Always a failed pull fails even when the image is present locally, as upstream.
       opts.backoff.next(key);
       const message = `Failed to pull image "${image}": ${errorMessage(lastErr)}`;
       opts.logger.v(1).info("image pull failed", { pod: pod.metadata?.name, image, err: errorMessage(lastErr) });
