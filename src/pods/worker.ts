@@ -51,14 +51,23 @@ export interface WorkerEnv {
   getStatus: (uid: string) => V1PodStatus | undefined;
 }
 
+/** Why a pod ends Failed whatever its containers' exit codes (e.g. reason Evicted). */
+export interface FinalReason {
+  reason: string;
+  message: string;
+}
+
 export interface PodWorker {
   readonly uid: string;
   /** Hands the worker the pod's latest desired spec. */
   update(pod: V1Pod): void;
   /** Asks for a sync soon (runtime event). */
   trigger(): void;
-  /** Kills the pod (with its grace period, or the override) and cleans up; resolves when done. */
-  terminate(gracePeriodSeconds?: number): Promise<void>;
+  /**
+   * Kills the pod (with its grace period, or the override) and cleans up; resolves when done.
+   * `final` makes the last status phase Failed with that reason and message (eviction, ...).
+   */
+  terminate(gracePeriodSeconds?: number, final?: FinalReason): Promise<void>;
   /** Stops the loop without touching the pod (kubelet shutdown). */
   stop(): void;
   /** The last pod spec. */
@@ -77,7 +86,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
   const firstSeen = env.clock.now();
   let startRecorded = false;
   let dirty = true;
-  let terminating: { grace: number | undefined } | undefined;
+  let terminating: { grace: number | undefined; final: FinalReason | undefined } | undefined;
   let stopped = false;
   let wake: (() => void) | undefined;
   let cancelTimer: (() => void) | undefined;
@@ -104,7 +113,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
       }
       dirty = false;
       if (terminating) {
-        await killAndCleanUp(terminating.grace);
+        await killAndCleanUp(terminating.grace, terminating.final);
         return;
       }
       const t0 = env.clock.now();
@@ -290,7 +299,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
   };
 
   /** The status a terminated pod ends with: every container terminated; Succeeded only if all exited 0. */
-  const publishFinalStatus = (rp: RuntimePod): void => {
+  const publishFinalStatus = (rp: RuntimePod, final: FinalReason | undefined): void => {
     const status = computePodStatus({
       pod,
       runtime: rp,
@@ -303,7 +312,11 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     });
     const states = status.containerStatuses ?? [];
     const allSucceeded = states.length > 0 && states.every((c) => c.state?.terminated?.exitCode === 0);
-    status.phase = allSucceeded ? "Succeeded" : "Failed";
+    status.phase = allSucceeded && !final ? "Succeeded" : "Failed";
+    if (final) {
+      status.reason = final.reason;
+      status.message = final.message;
+    }
     for (const c of states) {
       c.ready = false;
       if (!c.state?.terminated) {
@@ -322,13 +335,13 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     env.setStatus(pod, status);
   };
 
-  const killAndCleanUp = async (graceOverride: number | undefined): Promise<void> => {
+  const killAndCleanUp = async (graceOverride: number | undefined, final: FinalReason | undefined): Promise<void> => {
     const grace = graceOverride ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
     for (let attempt = 0; !stopped; attempt++) {
       try {
         const rp = await getRuntimePod(env.rs, ident(pod));
         await killRuntimePod(rp, grace);
-        if ((pod.spec?.containers ?? []).length > 0) publishFinalStatus(await getRuntimePod(env.rs, ident(pod)));
+        if ((pod.spec?.containers ?? []).length > 0) publishFinalStatus(await getRuntimePod(env.rs, ident(pod)), final);
         for (const c of rp.containers) await env.rs.removeContainer(c.id).catch(() => undefined);
         for (const sb of rp.sandboxes) await env.rs.removePodSandbox(sb.id);
         await rm(podLogDirectory(env.sandbox.podLogsDir, pod), { recursive: true, force: true });
@@ -356,8 +369,8 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
       poke();
     },
     trigger: poke,
-    terminate(grace) {
-      terminating ??= { grace };
+    terminate(grace, final) {
+      terminating ??= { grace, final };
       cancelTimer?.();
       poke();
       terminated ??= running.then(() => resolveDone());

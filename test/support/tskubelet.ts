@@ -83,6 +83,7 @@ export async function startTskubelet(rt: PrivateContainerd, opts: { extraArgs?: 
     ];
     const c = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
     child = c;
+    stopping = false;
     c.stderr?.setEncoding("utf8");
     c.stderr?.on("data", (d: string) => {
       out += d;
@@ -102,9 +103,11 @@ export async function startTskubelet(rt: PrivateContainerd, opts: { extraArgs?: 
     }
   };
 
+  let stopping = false;
   const stop = async (): Promise<void> => {
     const c = child;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    stopping = true;
     const exited = new Promise<void>((r) => c.once("exit", () => r()));
     c.kill("SIGTERM");
     await Promise.race([exited, sleep(10_000).then(() => c.kill("SIGKILL"))]);
@@ -112,7 +115,16 @@ export async function startTskubelet(rt: PrivateContainerd, opts: { extraArgs?: 
   };
 
   await launch();
+  /** A dead child fails every wait at once, with its exit status and the tail of its output. */
+  const assertAlive = (): void => {
+    const c = child;
+    if (c && c.exitCode === null && c.signalCode === null) return;
+    if (c && (c.exitCode !== null || c.signalCode !== null) && !stopping) {
+      throw new FatalWait(`tskubelet (pid ${c.pid ?? "?"}) died: exit ${c.exitCode ?? "-"} signal ${c.signalCode ?? "-"}; last output:\n${out.slice(-6000)}`);
+    }
+  };
   const pods = async (): Promise<V1Pod[]> => {
+    assertAlive();
     const list = JSON.parse(await fetchText(`http://127.0.0.1:${readOnlyPort}/pods`)) as V1PodList;
     return list.items;
   };
