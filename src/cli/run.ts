@@ -59,12 +59,20 @@ export async function runKubelet(loaded: LoadedConfiguration): Promise<number> {
   };
   process.once("SIGTERM", () => onSignal("SIGTERM"));
   process.once("SIGINT", () => onSignal("SIGINT"));
+  // A promise nobody awaited failing is a bug in one component; it is logged with its stack and the
+  // node keeps serving its pods rather than going down with it.
+  process.on("unhandledRejection", (reason: unknown) => {
+    logger.error("unhandled promise rejection (a bug; please report it); continuing", {
+      err: errorMessage(reason),
+      stack: reason instanceof Error ? (reason.stack ?? "") : "",
+    });
+  });
   try {
     await Promise.all([kubelet.run(controller.signal), certs?.run(controller.signal), runApprover(loaded, logger, controller.signal)]);
     return 0;
   } catch (err) {
     controller.abort();
-    logger.error("tskubelet failed", { err: errorMessage(err) });
+    logger.error("tskubelet failed", { err: errorMessage(err), stack: err instanceof Error ? (err.stack ?? "") : "" });
     return 1;
   } finally {
     rs.close();
