@@ -10,6 +10,7 @@ import { configz, formatDuration } from "./config/index.js";
 import type { ImageService, RuntimeService } from "./cri/types.js";
 import type { Clock } from "./util/clock.js";
 import type { Logger } from "./util/log.js";
+import { supervise } from "./util/supervise.js";
 import type { KubeletMetrics } from "./metrics/index.js";
 import type { MachineFacts } from "./node/machine.js";
 import { createBackoff, CRASHLOOP_BACKOFF, IMAGE_PULL_BACKOFF } from "./pods/backoff.js";
@@ -266,7 +267,13 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       }
       // On shutdown, stop acting on pods at once; the pods themselves keep running.
       signal.addEventListener("abort", () => pods.stop(), { once: true });
-      const loops: Promise<void>[] = [runtimeHealth.run(signal), relister.run(signal), stats.run(signal), volumes.run(signal)];
+      const keep = (name: string, run: (s: AbortSignal) => Promise<void>): Promise<void> => supervise(run, { name, clock, logger, signal });
+      const loops: Promise<void>[] = [
+        keep("runtime-health", (s) => runtimeHealth.run(s)),
+        keep("relist", (s) => relister.run(s)),
+        keep("stats", (s) => stats.run(s)),
+        keep("volumes", (s) => volumes.run(s)),
+      ];
       if (deps.api) {
         cluster = await createClusterMode({
           api: deps.api,
@@ -282,7 +289,8 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
           plegAgeMs: () => clock.now() - (relister.lastSuccessMs() || startedAt),
         });
         logger.info("cluster mode", { apiserver: deps.api.server, identity: deps.api.identity() });
-        loops.push(cluster.run(signal));
+        const c = cluster;
+        loops.push(keep("cluster", (s) => c.run(s)));
       }
       loops.push(...servingCertificateLoops({ loaded, api: deps.api, clock, logger, metrics, tls: () => servingTLS, addresses: () => cluster?.node.node()?.status?.addresses }, signal));
       if (config.staticPodPath) {
@@ -298,7 +306,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
             cluster?.onStaticPods(list);
           },
         });
-        loops.push(files.run(signal));
+        loops.push(keep("static-pods", (s) => files.run(s)));
       }
       await Promise.all(loops);
       pods.stop();
