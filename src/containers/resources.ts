@@ -131,7 +131,7 @@ function podTotals(pod: V1Pod): PodTotals {
   }
   if (ohMem !== undefined && sum[2] > 0) sum[2] += parseQuantity(ohMem) ?? 0;
   const declared = (r: string): boolean => apps.length > 0 && apps.every((c) => {
-    const v = quantityOf(c.resources?.limits as ResourceMap, r);
+    const v = quantityOf(c.resources?.limits, r);
     return v !== undefined && (parseQuantity(v) ?? 0) > 0;
   });
   return { cpuRequestMilli: sum[0], cpuLimitMilli: sum[1], memoryLimit: sum[2], cpuLimitsDeclared: declared("cpu"), memoryLimitsDeclared: declared("memory") };
