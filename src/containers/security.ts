@@ -42,11 +42,22 @@ export const DEFAULT_READONLY_PATHS: readonly string[] = ["/proc/bus", "/proc/fs
 export function effectiveSecurityContext(pod: V1Pod, c: V1Container): V1SecurityContext {
   const p: V1PodSecurityContext = pod.spec?.securityContext ?? {};
   const out: V1SecurityContext = { ...(c.securityContext ?? {}) };
-  if (out.runAsUser === undefined && p.runAsUser !== undefined) out.runAsUser = p.runAsUser;
-  if (out.runAsGroup === undefined && p.runAsGroup !== undefined) out.runAsGroup = p.runAsGroup;
-  if (out.runAsNonRoot === undefined && p.runAsNonRoot !== undefined) out.runAsNonRoot = p.runAsNonRoot;
-  if (out.seccompProfile === undefined && p.seccompProfile !== undefined) out.seccompProfile = p.seccompProfile;
-  if (out.seLinuxOptions === undefined && p.seLinuxOptions !== undefined) out.seLinuxOptions = p.seLinuxOptions;
+  // null (from YAML or JSON) counts as unset.
+  const runAsUser = out.runAsUser ?? p.runAsUser;
+  const runAsGroup = out.runAsGroup ?? p.runAsGroup;
+  const runAsNonRoot = out.runAsNonRoot ?? p.runAsNonRoot;
+  const seccomp = out.seccompProfile ?? p.seccompProfile;
+  const seLinux = out.seLinuxOptions ?? p.seLinuxOptions;
+  delete out.runAsUser;
+  delete out.runAsGroup;
+  delete out.runAsNonRoot;
+  delete out.seccompProfile;
+  delete out.seLinuxOptions;
+  if (runAsUser != null) out.runAsUser = runAsUser;
+  if (runAsGroup != null) out.runAsGroup = runAsGroup;
+  if (runAsNonRoot != null) out.runAsNonRoot = runAsNonRoot;
+  if (seccomp != null) out.seccompProfile = seccomp;
+  if (seLinux != null) out.seLinuxOptions = seLinux;
   return out;
 }
 
