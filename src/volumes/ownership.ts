@@ -13,8 +13,6 @@ const RO_MASK = 0o440;
 const EXEC_MASK = 0o110;
 const SETGID = 0o2000;
 
-/** fsGroupChangePolicy: "OnRootMismatch" skips volumes whose root already fits; anything else ("Always") walks. */
-
 /** Whether the root of the volume still needs the walk (upstream's requiresPermissionChange). */
 export async function requiresPermissionChange(dir: string, fsGroup: number, readOnly: boolean): Promise<boolean> {
   const st = await lstat(dir).catch(() => undefined);
@@ -24,7 +22,11 @@ export async function requiresPermissionChange(dir: string, fsGroup: number, rea
   return (st.mode & SETGID) === 0;
 }
 
-/** Applies fsGroup to everything under `dir` (symlinks: group only, their targets are walked themselves). */
+/**
+ * Applies fsGroup to everything under `dir` (symlinks: group only, their targets are walked
+ * themselves). `policy` is fsGroupChangePolicy: OnRootMismatch skips a volume whose root already
+ * fits; anything else (Always) walks.
+ */
 export async function setVolumeOwnership(dir: string, fsGroup: number, opts: { readOnly?: boolean; policy?: string } = {}): Promise<void> {
   const readOnly = opts.readOnly === true;
   if (opts.policy === "OnRootMismatch" && !(await requiresPermissionChange(dir, fsGroup, readOnly))) return;
