@@ -81,19 +81,23 @@ export function cgroupFiles(version: 1 | 2, res: CgroupResources): { controller:
   return out;
 }
 
-/** v2: enables the cpu/memory/pids controllers for the children of every ancestor of `path`. */
+/**
+ * v2: enables the cpu/memory/pids controllers for the children of every ancestor of `path`. As
+ * runc does, a refused line is retried one controller at a time and refusals are left to show
+ * up when a limit is written (a delegated subtree may already have them, or not allow them).
+ */
 async function enableControllers(layout: CgroupLayout, root: string, path: string): Promise<void> {
-  const wanted = (["cpu", "memory", "pids"] as const).filter((c) => layout.controllers[c] !== undefined);
+  const wanted = (["cpu", "memory", "pids"] as const).filter((c) => layout.controllers[c] !== undefined).map((c) => `+${c}`);
   if (wanted.length === 0) return;
-  const line = wanted.map((c) => `+${c}`).join(" ");
   const parts = path.split("/").filter((p) => p !== "");
   let dir = root;
   for (const part of ["", ...parts.slice(0, -1)]) {
     dir = join(dir, part);
+    const file = join(dir, "cgroup.subtree_control");
     try {
-      await writeFile(join(dir, "cgroup.subtree_control"), line);
-    } catch (err) {
-      throw new Error(`cgroup ${path}: cannot enable ${line} in ${dir}: ${err instanceof Error ? err.message : String(err)}`);
+      await writeFile(file, wanted.join(" "));
+    } catch {
+      for (const c of wanted) await writeFile(file, c).catch(() => undefined);
     }
   }
 }
