@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
 import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
-import { CGROUP_ROOT, detectCgroups, type CgroupLayout } from "../../src/containers/cgroups.js";
+import { CGROUP_ROOT, detectCgroups, removeCgroup, type CgroupLayout } from "../../src/containers/cgroups.js";
 import { podCgroupParent } from "../../src/containers/resources.js";
 
 const IMAGE = "tskubelet.local/busybox:1.35";
@@ -80,8 +80,11 @@ describe("resources and pod cgroups on containerd (standalone)", () => {
     ]);
   });
   after(async () => {
+    // Pod cgroups outlive their containers when containerd, not tskubelet, removes the pods.
+    const cgroups = ((await k?.pods().catch(() => [])) ?? []).map((p) => podCgroupParent(p));
     await k?.cleanup();
     await rt?.stop();
+    for (const c of cgroups) await removeCgroup(c);
   });
 
   it("cpu and memory limits are in the container's own cgroup files", async () => {

@@ -11,6 +11,8 @@ import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
 import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
+import { removeCgroup } from "../../src/containers/cgroups.js";
+import { podCgroupParent } from "../../src/containers/resources.js";
 
 const IMAGE = "tskubelet.local/busybox:1.35";
 const DONE = "; echo END; sleep 3600";
@@ -139,8 +141,11 @@ describe("security contexts on containerd (standalone)", () => {
     ]);
   });
   after(async () => {
+    // Pod cgroups outlive their containers when containerd, not tskubelet, removes the pods.
+    const cgroups = ((await k?.pods().catch(() => [])) ?? []).map((p) => podCgroupParent(p));
     await k?.cleanup();
     await rt?.stop();
+    for (const c of cgroups) await removeCgroup(c);
   });
 
   it("runAsUser, runAsGroup, fsGroup and supplementalGroups; the container's fields win", async () => {
