@@ -15,6 +15,11 @@ import {
 } from "../../src/containers/security.js";
 import { checkSysctlPattern, normalizeSysctlName, sysctlAllowlist, sysctlNamespace } from "../../src/containers/sysctls.js";
 import { admitSysctls } from "../../src/pods/admission.js";
+import { createImageManager } from "../../src/pods/images.js";
+import { createBackoff, IMAGE_PULL_BACKOFF } from "../../src/pods/backoff.js";
+import { memoryLogger } from "../../src/util/log.js";
+import { FakeClock } from "../../src/util/clock.js";
+import type { Image, ImageService } from "../../src/cri/types.js";
 
 const OPTS = { seccompProfileRoot: "/var/lib/kubelet/seccomp" };
 
@@ -229,5 +234,23 @@ describe("sysctls", () => {
     assert.deepEqual(admit(["net.ipv4.tcp_syncookies"], [], { hostNetwork: true }), { reason: "SysctlForbidden", message: 'forbidden sysctl: "net.ipv4.tcp_syncookies" not allowed with host net enabled' });
     assert.deepEqual(admit(["kernel.shm_rmid_forced"], [], { hostIPC: true }), { reason: "SysctlForbidden", message: 'forbidden sysctl: "kernel.shm_rmid_forced" not allowed with host ipc enabled' });
     assert.equal(admit(["kernel.shm_rmid_forced"], [], { hostNetwork: true }), undefined);
+  });
+});
+
+describe("image user from ImageStatus", () => {
+  const manager = (images: Record<string, Partial<Image>>) =>
+    createImageManager({
+      images: { imageStatus: (spec: { image: string }) => Promise.resolve(images[spec.image] as Image | undefined) } as unknown as ImageService,
+      backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock: new FakeClock() }),
+      serialize: false,
+      logger: memoryLogger().logger,
+    });
+
+  it("uid when the runtime reports one, else the user name, else nothing (root); unknown image: undefined", async () => {
+    const m = manager({ a: { uid: { value: 101n }, username: "" }, b: { username: "nginx" }, c: { username: "" } });
+    assert.deepEqual(await m.imageUser("a"), { uid: 101n });
+    assert.deepEqual(await m.imageUser("b"), { username: "nginx" });
+    assert.deepEqual(await m.imageUser("c"), {});
+    assert.equal(await m.imageUser("missing"), undefined);
   });
 });
