@@ -23,7 +23,7 @@ const SHOW_LIMITS = [
   "  echo mem=$(cat /sys/fs/cgroup/memory.max); echo cpu=$(cat /sys/fs/cgroup/cpu.max);",
   "else",
   "  echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes); echo cpu=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us);",
-  "fi; echo END; sleep 3600",
+  "fi; echo oom=$(cat /proc/self/oom_score_adj); echo END; sleep 3600",
 ].join(" ");
 
 function manifest(name: string, resources: string, script: string, restartPolicy = "Always"): string {
@@ -94,6 +94,14 @@ describe("resources and pod cgroups on containerd (standalone)", () => {
     const free = await output("res-besteffort");
     assert.match(free, /^mem=(max|\d{13,})$/m, `no memory limit: ${free}`);
     assert.match(free, /^cpu=(max 100000|-1 100000)$/m, free);
+  });
+
+  it("oom_score_adj by QoS class: BestEffort 1000, Burstable below it, Guaranteed lowest (never negative here)", async () => {
+    const oom = async (pod: string): Promise<number> => Number(/^oom=(-?\d+)$/m.exec(await output(pod))?.[1]);
+    const [g, b, e] = [await oom("res-guaranteed"), await oom("res-burstable"), await oom("res-besteffort")];
+    assert.equal(e, 1000);
+    assert.ok(b >= 2 && b <= 999, `burstable ${b}`);
+    assert.ok(g < b && g >= 0, `guaranteed ${g}: the runtime clamps upstream's -997 to what the node allows`);
   });
 
   it("QoS tiers and pod cgroups exist while pods run, under the tier of their QoS class, with pod-level limits", async () => {
