@@ -87,6 +87,22 @@ export function verifyRunAsNonRoot(pod: V1Pod, c: V1Container, image: ImageUser 
   if ((uid ?? 0n) === 0n) throw new ContainerConfigError(`container has runAsNonRoot and image will run as root ${where}`);
 }
 
+/** An id from the spec as a CRI int64; anything but a non-negative integer is a ContainerConfigError naming the field. */
+function id(v: unknown, field: string): bigint | undefined {
+  if (v == null) return undefined;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new ContainerConfigError(`invalid securityContext.${field} ${JSON.stringify(v)}: must be a non-negative integer`);
+  return BigInt(v);
+}
+
+/** For the sandbox: a bad value is left out (the containers report it). */
+function orUndefined<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
+}
+
 function mode(hostMode: boolean | undefined, otherwise: NamespaceMode): NamespaceMode {
   return hostMode === true ? "NODE" : otherwise;
 }
@@ -105,8 +121,12 @@ export function namespaceOptions(pod: V1Pod): NamespaceOption {
 export function supplementalGroups(pod: V1Pod): bigint[] {
   const p = pod.spec?.securityContext;
   const out: bigint[] = [];
-  if (p?.fsGroup !== undefined) out.push(BigInt(p.fsGroup));
-  for (const g of p?.supplementalGroups ?? []) out.push(BigInt(g));
+  const fsGroup = id(p?.fsGroup, "fsGroup");
+  if (fsGroup !== undefined) out.push(fsGroup);
+  for (const g of p?.supplementalGroups ?? []) {
+    const v = id(g, "supplementalGroups");
+    if (v !== undefined) out.push(v);
+  }
   return out;
 }
 
@@ -142,9 +162,11 @@ export function sandboxSecurityContext(pod: V1Pod, opts: SecurityOptions): Linux
     namespaceOptions: namespaceOptions(pod),
     privileged: hasPrivilegedContainer(pod),
   };
-  if (p?.runAsUser !== undefined) out.runAsUser = { value: BigInt(p.runAsUser) };
-  if (p?.runAsGroup !== undefined) out.runAsGroup = { value: BigInt(p.runAsGroup) };
-  const groups = supplementalGroups(pod);
+  const user = orUndefined(() => id(p?.runAsUser, "runAsUser"));
+  const group = orUndefined(() => id(p?.runAsGroup, "runAsGroup"));
+  if (user !== undefined) out.runAsUser = { value: user };
+  if (group !== undefined) out.runAsGroup = { value: group };
+  const groups = orUndefined(() => supplementalGroups(pod)) ?? [];
   if (groups.length > 0) out.supplementalGroups = groups;
   // A pod-level profile the sandbox cannot use (a bad Localhost reference) is reported per container.
   try {
@@ -175,10 +197,12 @@ export function containerSecurityContext(pod: V1Pod, c: V1Container, image: Imag
     const caps: Capability = { addCapabilities: [...(sc.capabilities.add ?? [])], dropCapabilities: [...(sc.capabilities.drop ?? [])] };
     out.capabilities = caps;
   }
-  if (sc.runAsUser !== undefined) out.runAsUser = { value: BigInt(sc.runAsUser) };
+  const user = id(sc.runAsUser, "runAsUser");
+  const group = id(sc.runAsGroup, "runAsGroup");
+  if (user !== undefined) out.runAsUser = { value: user };
   else if (image?.uid !== undefined) out.runAsUser = { value: image.uid };
   else if (image?.username) out.runAsUsername = image.username;
-  if (sc.runAsGroup !== undefined) out.runAsGroup = { value: BigInt(sc.runAsGroup) };
+  if (group !== undefined) out.runAsGroup = { value: group };
   const groups = supplementalGroups(pod);
   if (groups.length > 0) out.supplementalGroups = groups;
   if (sc.readOnlyRootFilesystem === true) out.readonlyRootfs = true;

@@ -129,8 +129,8 @@ export function createVolumeManager(deps: VolumeManagerDeps, opts: VolumeManager
   /** The pod's fsGroup on a volume that supports ownership (API-backed volumes are read-only). */
   const applyFsGroup = async (pod: V1Pod, v: V1Volume, dir: string): Promise<void> => {
     const sc = pod.spec?.securityContext;
-    if (sc?.fsGroup === undefined || pluginOf(v) === undefined) return;
-    await setVolumeOwnership(dir, sc.fsGroup, { readOnly: isApiBacked(v), ...(sc.fsGroupChangePolicy !== undefined ? { policy: sc.fsGroupChangePolicy } : {}) });
+    if (sc?.fsGroup == null || pluginOf(v) === undefined) return;
+    await setVolumeOwnership(dir, sc.fsGroup, { readOnly: isApiBacked(v), ...(sc.fsGroupChangePolicy != null ? { policy: sc.fsGroupChangePolicy } : {}) });
   };
 
   const payloadContext = (pod: V1Pod): PayloadContext => ({ pod, objects: deps.objects, tokens: deps.tokens, allocatable: deps.allocatable() });

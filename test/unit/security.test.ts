@@ -108,6 +108,15 @@ describe("containerSecurityContext", () => {
     assert.throws(() => seccompProfile({ type: "Bogus" }, OPTS), /invalid seccomp profile type "Bogus"/);
   });
 
+  it("a user or group that is not a non-negative integer: CreateContainerConfigError naming the field; the sandbox leaves it out", () => {
+    const bad = pod({ runAsUser: "root" as unknown as number, fsGroup: 1.5 });
+    assert.throws(() => csc(bad), (e: unknown) => e instanceof ContainerConfigError && e.message === 'invalid securityContext.runAsUser "root": must be a non-negative integer');
+    assert.throws(() => csc(pod({ supplementalGroups: [-1] })), { message: "invalid securityContext.supplementalGroups -1: must be a non-negative integer" });
+    const sb = sandboxSecurityContext(bad, OPTS);
+    assert.equal(sb.runAsUser, undefined);
+    assert.equal(sb.supplementalGroups, undefined);
+  });
+
   it("procMount Unmasked clears the masked and read-only paths", () => {
     const sc = csc(pod(undefined, { procMount: "Unmasked" }));
     assert.deepEqual([sc.maskedPaths, sc.readonlyPaths], [[], []]);
