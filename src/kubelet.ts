@@ -3,6 +3,7 @@
  * Tests use this same wiring with fakes swapped in through KubeletDeps.
  */
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { toKubeJSON } from "./api/json.js";
 import type { LoadedConfiguration } from "./config/index.js";
@@ -15,6 +16,8 @@ import type { KubeletMetrics } from "./metrics/index.js";
 import type { MachineFacts } from "./node/machine.js";
 import { createBackoff, CRASHLOOP_BACKOFF, IMAGE_PULL_BACKOFF } from "./pods/backoff.js";
 import { createImageManager } from "./pods/images.js";
+import { admitSysctls } from "./pods/admission.js";
+import { sysctlAllowlist } from "./containers/sysctls.js";
 import { createPodManager, type PodManager } from "./pods/manager.js";
 import { createRelister, type Relister } from "./pods/relist.js";
 import { createRuntimeHealth, type RuntimeHealth } from "./pods/runtime-health.js";
@@ -92,9 +95,10 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     logger.v(2).info("event", { pod: `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`, type, reason, message });
     cluster?.events(pod, type, reason, message);
   };
+  const sysctls = sysctlAllowlist(config.allowedUnsafeSysctls);
   // Filled in by cluster mode once it exists; the pod manager calls through it.
   const hooks: PodManagerHooks = {
-    admit: (pod, active) => cluster?.hooks.admit?.(pod, active),
+    admit: (pod, active) => admitSysctls(pod, sysctls) ?? cluster?.hooks.admit?.(pod, active),
     onTerminated: (pod) => cluster?.hooks.onTerminated?.(pod),
   };
   const runtimeHealth = createRuntimeHealth({ rs: deps.rs, endpoint: config.containerRuntimeEndpoint, clock, logger, intervalMs: 5_000, onChange: () => cluster?.node.poke() });
@@ -121,6 +125,8 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       clusterDomain: config.clusterDomain,
       cgroupsPerQOS: config.cgroupsPerQOS,
       cgroupRoot: config.cgroupRoot,
+      seccompProfileRoot: join(loaded.flags.rootDir, "seccomp"),
+      seccompDefault: config.seccompDefault,
     },
     memoryCapacity: deps.machine.memoryCapacity,
     hostIPs: () => deps.nodeIPs,

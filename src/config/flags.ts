@@ -54,6 +54,8 @@ export const CONFIG_FLAGS: ConfigFlag[] = [
   { flag: "cgroup-driver", path: "cgroupDriver", help: "cgroupfs or systemd (default cgroupfs)" },
   { flag: "cgroups-per-qos", path: "cgroupsPerQOS", help: "Create QoS and pod cgroups (default true)", bool: true },
   { flag: "cgroup-root", path: "cgroupRoot", help: "Root cgroup for pods" },
+  { flag: "allowed-unsafe-sysctls", path: "allowedUnsafeSysctls", help: "Comma-separated unsafe sysctls or patterns (ending in *) pods may set" },
+  { flag: "seccomp-default", path: "seccompDefault", help: "Use RuntimeDefault as the default seccomp profile", bool: true },
   { flag: "serialize-image-pulls", path: "serializeImagePulls", help: "Pull one image at a time (default true)", bool: true },
   { flag: "eviction-hard", path: "evictionHard", help: "Hard eviction thresholds, e.g. memory.available<100Mi" },
   { flag: "kube-reserved", path: "kubeReserved", help: "Resources reserved for Kubernetes components, e.g. cpu=100m,memory=256Mi" },

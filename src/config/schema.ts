@@ -4,6 +4,7 @@
  */
 import { isIP } from "node:net";
 import { parseQuantity } from "./quantity.js";
+import { checkSysctlPattern } from "../containers/sysctls.js";
 
 export type FieldSpec =
   | { kind: "string"; default: string; check?: (v: string) => string | undefined }
@@ -95,6 +96,8 @@ export const kubeletConfigSchema: Schema = {
   cgroupDriver: { kind: "enum", default: "cgroupfs", values: ["cgroupfs", "systemd"] },
   cgroupsPerQOS: { kind: "bool", default: true },
   cgroupRoot: { kind: "string", default: "" },
+  allowedUnsafeSysctls: { kind: "stringList", default: [], check: checkSysctlPattern },
+  seccompDefault: { kind: "bool", default: false },
   serializeImagePulls: { kind: "bool", default: true },
   evictionHard: {
     kind: "evictionMap",
@@ -162,7 +165,6 @@ export const KNOWN_BUT_IGNORED = new Set([
   "containerLogMaxWorkers",
   "containerLogMonitorInterval",
   "memorySwap",
-  "seccompDefault",
   "registryPullQPS",
   "registryBurst",
   "maxParallelImagePulls",

@@ -53,6 +53,8 @@ export interface KubeletConfiguration {
   cgroupDriver: "cgroupfs" | "systemd";
   cgroupsPerQOS: boolean;
   cgroupRoot: string;
+  allowedUnsafeSysctls: string[];
+  seccompDefault: boolean;
   serializeImagePulls: boolean;
   evictionHard: Record<string, string>;
   kubeReserved: Record<string, string>;

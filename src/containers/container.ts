@@ -17,6 +17,7 @@ import {
 } from "../api/labels.js";
 import { canonicalJSON } from "../pods/defaults.js";
 import { containerResources } from "./resources.js";
+import { containerSecurityContext, DEFAULT_SECCOMP_PROFILE_ROOT, verifyRunAsNonRoot, type ImageUser, type SecurityOptions } from "./security.js";
 import { expandVars, loadEnvSources, resolveEnv, type EnvContext, type EnvObjectLookup, type EnvSources, type NodeAllocatable } from "./env.js";
 
 export interface ContainerOptions {
@@ -33,6 +34,9 @@ export interface ContainerOptions {
   allocatable?: NodeAllocatable;
   /** The container's volume mounts (from the volume manager). */
   mounts?: Mount[];
+  /** The user the image runs as (ImageStatus); without it the runtime uses the image's own. */
+  imageUser?: ImageUser;
+  security?: SecurityOptions;
 }
 
 /** What building a container needs besides the spec: env lookups and the volume mounts. */
@@ -40,6 +44,9 @@ export interface ContainerInputs {
   envLookup: EnvObjectLookup | undefined;
   allocatable: NodeAllocatable;
   mountsFor(pod: V1Pod, c: V1Container, env: Record<string, string>): Promise<Mount[]>;
+  /** The user an image runs as, from the runtime's ImageStatus (for runAsNonRoot and the default user). */
+  imageUser?: (imageRef: string) => Promise<ImageUser | undefined>;
+  security?: SecurityOptions;
 }
 
 /**
@@ -47,10 +54,20 @@ export interface ContainerInputs {
  * ContainerConfigError (CreateContainerConfigError) when a reference cannot be satisfied.
  */
 export async function makeContainerConfig(pod: V1Pod, c: V1Container, opts: Omit<ContainerOptions, "envSources" | "mounts" | "allocatable">, inputs: ContainerInputs): Promise<ContainerConfig> {
+  // No uid and no name from the runtime means root, as upstream assumes.
+  const imageUser = inputs.imageUser ? ((await inputs.imageUser(opts.imageRef || (c.image ?? ""))) ?? {}) : opts.imageUser;
+  verifyRunAsNonRoot(pod, c, imageUser ?? {});
   const envSources = await loadEnvSources(pod, c, inputs.envLookup);
   const envs = resolveEnv(pod, c, { podIPs: opts.podIPs, hostIPs: opts.hostIPs, sources: envSources, allocatable: inputs.allocatable });
   const mounts = await inputs.mountsFor(pod, c, Object.fromEntries(envs.map((e) => [e.key, e.value])));
-  return buildContainerConfig(pod, c, { ...opts, envSources, allocatable: inputs.allocatable, mounts });
+  return buildContainerConfig(pod, c, {
+    ...opts,
+    envSources,
+    allocatable: inputs.allocatable,
+    mounts,
+    ...(imageUser ? { imageUser } : {}),
+    ...(inputs.security ? { security: inputs.security } : {}),
+  });
 }
 
 /** A hash of everything in the spec that needs a restart to take effect (resources excluded, as upstream). */
@@ -103,11 +120,7 @@ export function buildContainerConfig(pod: V1Pod, c: V1Container, opts: Container
     tty: c.tty ?? false,
     linux: {
       resources: containerResources(c, pod, opts.memoryCapacity),
-      securityContext: {
-        privileged: c.securityContext?.privileged ?? false,
-        namespaceOptions: { network: pod.spec?.hostNetwork ? "NODE" : "POD", pid: pod.spec?.hostPID ? "NODE" : "CONTAINER", ipc: pod.spec?.hostIPC ? "NODE" : "POD" },
-        ...(c.securityContext?.readOnlyRootFilesystem ? { readonlyRootfs: true } : {}),
-      },
+      securityContext: containerSecurityContext(pod, c, opts.imageUser, opts.security ?? { seccompProfileRoot: DEFAULT_SECCOMP_PROFILE_ROOT }),
     },
   };
   return config;

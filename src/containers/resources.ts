@@ -2,6 +2,7 @@
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import type { LinuxContainerResources } from "../cri/types.js";
 import { cpuMillis, parseQuantity } from "../config/quantity.js";
+import type { CgroupResources } from "./cgroups.js";
 
 export type QOSClass = "Guaranteed" | "Burstable" | "BestEffort";
 
@@ -50,7 +51,7 @@ export function containerResources(c: V1Container, pod: V1Pod, memoryCapacity: n
     const limMilli = cpuMillis(cpuLim) ?? 0;
     if (limMilli > 0) {
       out.cpuPeriod = BigInt(CPU_PERIOD_US);
-      out.cpuQuota = BigInt(Math.max(MIN_QUOTA_US, Math.floor((limMilli * CPU_PERIOD_US) / 1000)));
+      out.cpuQuota = BigInt(quotaFromMilli(limMilli));
     }
   }
   if (memLim !== undefined) {
@@ -89,4 +90,75 @@ export function podCgroupParent(pod: V1Pod, root = ""): string {
   const base = `${root}/kubepods`;
   const tier = qos === "Guaranteed" ? base : `${base}/${qos.toLowerCase()}`;
   return `${tier}/pod${pod.metadata?.uid ?? ""}`;
+}
+
+/** Milli-CPU to a CFS quota over CPU_PERIOD_US (0 stays 0: no quota), as upstream converts. */
+export function quotaFromMilli(milli: number): number {
+  if (milli <= 0) return 0;
+  return Math.max(MIN_QUOTA_US, Math.floor((milli * CPU_PERIOD_US) / 1000));
+}
+
+interface PodTotals {
+  cpuRequestMilli: number;
+  cpuLimitMilli: number;
+  memoryLimit: number;
+  /** Every app container declares the limit. */
+  cpuLimitsDeclared: boolean;
+  memoryLimitsDeclared: boolean;
+}
+
+/** Pod requests and limits: max(sum of app containers, largest init container), plus the pod overhead. */
+function podTotals(pod: V1Pod): PodTotals {
+  const one = (c: V1Container): [number, number, number] => {
+    const req = c.resources?.requests as ResourceMap;
+    const lim = c.resources?.limits as ResourceMap;
+    const cpuReq = quantityOf(req, "cpu") ?? quantityOf(lim, "cpu");
+    const cpuLim = quantityOf(lim, "cpu");
+    const memLim = quantityOf(lim, "memory");
+    return [cpuReq !== undefined ? (cpuMillis(cpuReq) ?? 0) : 0, cpuLim !== undefined ? (cpuMillis(cpuLim) ?? 0) : 0, memLim !== undefined ? (parseQuantity(memLim) ?? 0) : 0];
+  };
+  const apps = pod.spec?.containers ?? [];
+  const sum: [number, number, number] = [0, 0, 0];
+  for (const c of apps) one(c).forEach((v, i) => (sum[i] = (sum[i] ?? 0) + v));
+  for (const c of pod.spec?.initContainers ?? []) one(c).forEach((v, i) => (sum[i] = Math.max(sum[i] ?? 0, v)));
+  const overhead = pod.spec?.overhead as ResourceMap;
+  const ohCpu = quantityOf(overhead, "cpu");
+  const ohMem = quantityOf(overhead, "memory");
+  if (ohCpu !== undefined) {
+    const m = cpuMillis(ohCpu) ?? 0;
+    sum[0] += m;
+    if (sum[1] > 0) sum[1] += m;
+  }
+  if (ohMem !== undefined && sum[2] > 0) sum[2] += parseQuantity(ohMem) ?? 0;
+  const declared = (r: string): boolean => apps.length > 0 && apps.every((c) => {
+    const v = quantityOf(c.resources?.limits, r);
+    return v !== undefined && (parseQuantity(v) ?? 0) > 0;
+  });
+  return { cpuRequestMilli: sum[0], cpuLimitMilli: sum[1], memoryLimit: sum[2], cpuLimitsDeclared: declared("cpu"), memoryLimitsDeclared: declared("memory") };
+}
+
+/**
+ * The pod cgroup's values, as upstream's ResourceConfigForPod: Guaranteed gets shares, quota and
+ * memory; Burstable gets shares, and a limit only when every container declares it; BestEffort
+ * gets the minimum shares. `podPidsLimit` > 0 caps the pod's processes.
+ */
+export function podCgroupResources(pod: V1Pod, podPidsLimit = -1): CgroupResources {
+  const t = podTotals(pod);
+  const qos = qosClass(pod);
+  const out: CgroupResources = {};
+  if (qos === "BestEffort") {
+    out.cpuShares = MIN_SHARES;
+  } else {
+    out.cpuShares = sharesFromMilli(t.cpuRequestMilli);
+    if (qos === "Guaranteed" || t.cpuLimitsDeclared) {
+      const quota = quotaFromMilli(t.cpuLimitMilli);
+      if (quota > 0) {
+        out.cpuQuota = quota;
+        out.cpuPeriod = CPU_PERIOD_US;
+      }
+    }
+    if ((qos === "Guaranteed" || t.memoryLimitsDeclared) && t.memoryLimit > 0) out.memoryLimitBytes = Math.floor(t.memoryLimit);
+  }
+  if (podPidsLimit > 0) out.pidsLimit = podPidsLimit;
+  return out;
 }

@@ -3,6 +3,8 @@ import type { V1Pod } from "@kubernetes/client-node";
 import type { DNSConfig, PodSandboxConfig, PortMapping, Protocol } from "../cri/types.js";
 import { ANN_HOST_NETWORK, ANN_POD_TERMINATION_GRACE, LABEL_MANAGED_BY, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID } from "../api/labels.js";
 import { podCgroupParent } from "./resources.js";
+import { sandboxSecurityContext, securityOptions } from "./security.js";
+import { normalizeSysctlName } from "./sysctls.js";
 
 export interface SandboxOptions {
   podLogsDir: string;
@@ -13,6 +15,10 @@ export interface SandboxOptions {
   clusterDomain: string;
   cgroupsPerQOS: boolean;
   cgroupRoot: string;
+  /** Where Localhost seccomp profiles live (default /var/lib/kubelet/seccomp). */
+  seccompProfileRoot?: string;
+  /** KubeletConfiguration seccompDefault. */
+  seccompDefault?: boolean;
 }
 
 export function podLogDirectory(podLogsDir: string, pod: V1Pod): string {
@@ -48,11 +54,8 @@ export function buildSandboxConfig(pod: V1Pod, opts: SandboxOptions): PodSandbox
     annotations,
     linux: {
       ...(opts.cgroupsPerQOS ? { cgroupParent: podCgroupParent(pod, opts.cgroupRoot) } : {}),
-      securityContext: {
-        namespaceOptions: { network: hostNetwork ? "NODE" : "POD", pid: pod.spec?.hostPID ? "NODE" : "CONTAINER", ipc: pod.spec?.hostIPC ? "NODE" : "POD" },
-        privileged: (pod.spec?.containers ?? []).some((c) => c.securityContext?.privileged === true),
-      },
-      sysctls: Object.fromEntries((pod.spec?.securityContext?.sysctls ?? []).map((s) => [s.name, s.value])),
+      securityContext: sandboxSecurityContext(pod, securityOptions(opts)),
+      sysctls: Object.fromEntries((pod.spec?.securityContext?.sysctls ?? []).map((s) => [normalizeSysctlName(s.name), s.value])),
     },
   };
   return config;

@@ -6,6 +6,7 @@
 import type { V1NodeSelectorRequirement, V1Pod } from "@kubernetes/client-node";
 import { cpuMillis, parseQuantity } from "../config/quantity.js";
 import type { Rejection } from "./manager.js";
+import type { SysctlAllowlist } from "../containers/sysctls.js";
 
 export interface NodeForAdmission {
   allocatable: Record<string, string>;
@@ -78,4 +79,17 @@ function requirementMatches(r: V1NodeSelectorRequirement, labels: Record<string,
     default:
       return false;
   }
+}
+
+/**
+ * Upstream's sysctl admission: every sysctl of the pod must be safe or allowed by
+ * --allowed-unsafe-sysctls, and net / ipc sysctls need the pod's own network / IPC namespace.
+ */
+export function admitSysctls(pod: V1Pod, allowlist: SysctlAllowlist): Rejection | undefined {
+  const sysctls = pod.spec?.securityContext?.sysctls ?? [];
+  for (const s of sysctls) {
+    const why = allowlist.check(s.name, pod.spec?.hostNetwork === true, pod.spec?.hostIPC === true);
+    if (why !== undefined) return { reason: "SysctlForbidden", message: `forbidden sysctl: ${why}` };
+  }
+  return undefined;
 }

@@ -8,6 +8,7 @@ import type { Backoff } from "./backoff.js";
 import type { Logger } from "../util/log.js";
 import { errorMessage } from "../util/errors.js";
 import { isValidImageReference } from "./validation.js";
+import type { ImageUser } from "../containers/security.js";
 
 export type EnsureImageResult =
   | { ok: true; imageRef: string; pulled: boolean }
@@ -15,6 +16,8 @@ export type EnsureImageResult =
 
 export interface ImageManager {
   ensureImage(pod: V1Pod, c: V1Container, sandbox: PodSandboxConfig | undefined, auth?: AuthConfig[]): Promise<EnsureImageResult>;
+  /** The user an image runs as (ImageStatus: uid, else user name; neither means root); undefined for an unknown image. */
+  imageUser(image: string): Promise<ImageUser | undefined>;
 }
 
 export interface ImageManagerOptions {
@@ -37,6 +40,12 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
   const event = (pod: V1Pod, type: "Normal" | "Warning", reason: string, message: string): void => opts.onEvent?.(pod, type, reason, message);
 
   return {
+    async imageUser(image) {
+      const st = await opts.images.imageStatus({ image });
+      if (!st) return undefined;
+      if (st.uid) return { uid: st.uid.value };
+      return st.username ? { username: st.username } : {};
+    },
     async ensureImage(pod, c, sandbox, auth) {
       const image = c.image ?? "";
       if (!isValidImageReference(image)) return { ok: false, reason: "InvalidImageName", message: `Failed to apply default image tag "${image}": couldn't parse image name` };

@@ -17,6 +17,8 @@ import { ContainerConfigError, type NodeAllocatable } from "../containers/env.js
 import type { VolumeManager } from "../volumes/index.js";
 import { podCgroupParent } from "../containers/resources.js";
 import { removeCgroup } from "../containers/cgroups.js";
+import { ensurePodCgroup } from "../containers/pod-cgroups.js";
+import { securityOptions } from "../containers/security.js";
 import type { Backoff } from "./backoff.js";
 import type { EnsureImageResult, ImageManager } from "./images.js";
 import { backoffKey, computePodActions, type PodActions, type Waiting } from "./plan.js";
@@ -210,6 +212,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
         await mkdir(sbConfig.logDirectory ?? podLogDirectory(env.sandbox.podLogsDir, pod), { recursive: true, mode: 0o755 });
         const rcName = pod.spec?.runtimeClassName;
         const handler = rcName ? await (env.runtimeHandler ? env.runtimeHandler(rcName) : Promise.resolve(rcName)) : undefined;
+        if (env.sandbox.cgroupsPerQOS) await ensurePodCgroup(pod, env.sandbox.cgroupRoot);
         sandboxId = await env.rs.runPodSandbox(sbConfig, handler);
         changed = true;
         if (!isHostNetwork(pod)) {
@@ -259,7 +262,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     if (!img.pulled) env.events(pod, "Normal", "Pulled", `Container image "${c.image ?? ""}" already present on machine`);
     let id: string;
     try {
-      const inputs = { envLookup: env.volumes.envLookup, allocatable: env.allocatable(), mountsFor: env.volumes.mountsFor };
+      const inputs = { envLookup: env.volumes.envLookup, allocatable: env.allocatable(), mountsFor: env.volumes.mountsFor, imageUser: (ref: string) => env.images.imageUser(ref), security: securityOptions(env.sandbox) };
       const config = await makeContainerConfig(pod, c, { restartCount: s.restartCount, imageRef: img.imageRef, memoryCapacity: env.memoryCapacity, podIPs: ctx.podIPs, hostIPs: env.hostIPs() }, inputs);
       id = await env.rs.createContainer(sandboxId, config, sbConfig);
     } catch (err) {

@@ -15,6 +15,7 @@ import { parseQuantity } from "../config/quantity.js";
 import { ContainerConfigError, expandVars, type EnvObjectLookup, type NodeAllocatable } from "../containers/env.js";
 import { writeAtomically } from "./atomic-writer.js";
 import { checkHostPath } from "./hostpath.js";
+import { setVolumeOwnership } from "./ownership.js";
 import type { Mounter } from "./mounter.js";
 import type { ObjectSource } from "./objects.js";
 import { VolumeError, volumePayload, type PayloadContext } from "./payload.js";
@@ -125,13 +126,22 @@ export function createVolumeManager(deps: VolumeManagerDeps, opts: VolumeManager
     return "";
   };
 
+  /** The pod's fsGroup on a volume that supports ownership (API-backed volumes are read-only). */
+  const applyFsGroup = async (pod: V1Pod, v: V1Volume, dir: string): Promise<void> => {
+    const sc = pod.spec?.securityContext;
+    if (sc?.fsGroup == null || pluginOf(v) === undefined) return;
+    await setVolumeOwnership(dir, sc.fsGroup, { readOnly: isApiBacked(v), ...(sc.fsGroupChangePolicy != null ? { policy: sc.fsGroupChangePolicy } : {}) });
+  };
+
   const payloadContext = (pod: V1Pod): PayloadContext => ({ pod, objects: deps.objects, tokens: deps.tokens, allocatable: deps.allocatable() });
 
   /** Writes an API-backed volume's current contents; true when they changed. */
   const writeApiVolume = async (pod: V1Pod, v: V1Volume): Promise<boolean> => {
     const payload = await volumePayload(v, payloadContext(pod));
     if (!payload) return false;
-    return writeAtomically(dirOf(pod.metadata?.uid ?? "", v), payload, deps.clock);
+    const changed = await writeAtomically(dirOf(pod.metadata?.uid ?? "", v), payload, deps.clock);
+    if (changed) await applyFsGroup(pod, v, dirOf(pod.metadata?.uid ?? "", v));
+    return changed;
   };
 
   const setUpVolume = async (pod: V1Pod, v: V1Volume): Promise<void> => {
@@ -151,6 +161,7 @@ export function createVolumeManager(deps: VolumeManagerDeps, opts: VolumeManager
     }
     await chmod(dir, 0o777);
     if (isApiBacked(v)) await writeApiVolume(pod, v);
+    await applyFsGroup(pod, v, dir);
   };
 
   const failure = (v: V1Volume, err: unknown): VolumeFailure => ({ volume: v.name, message: `MountVolume.SetUp failed for volume "${v.name}" : ${errorMessage(err)}` });
