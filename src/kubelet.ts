@@ -15,6 +15,8 @@ import type { MachineFacts } from "./node/machine.js";
 import { createBackoff, CRASHLOOP_BACKOFF, IMAGE_PULL_BACKOFF } from "./pods/backoff.js";
 import { createImageManager } from "./pods/images.js";
 import { createPodManager, type PodManager } from "./pods/manager.js";
+import { noProbeVerdicts } from "./pods/probe-verdicts.js";
+import { createHandlerRunner } from "./pods/handlers.js";
 import { createRelister, type Relister } from "./pods/relist.js";
 import { createRuntimeHealth, type RuntimeHealth } from "./pods/runtime-health.js";
 import { createStatusManager, type StatusManager } from "./pods/status-manager.js";
@@ -131,6 +133,8 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     runtimeHandler: (name) => (cluster ? cluster.runtimeHandler(name) : Promise.resolve(name)),
     setStatus: (pod, status) => statuses.setStatus(pod, status),
     getStatus: (uid) => statuses.getStatus(uid),
+    probes: noProbeVerdicts,
+    handlers: createHandlerRunner({ rs: deps.rs, clock }),
     statuses,
     hooks,
   });
