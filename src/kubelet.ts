@@ -135,6 +135,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     getStatus: (uid) => statuses.getStatus(uid),
     probes: noProbeVerdicts,
     handlers: createHandlerRunner({ rs: deps.rs, clock }),
+    rootDir: loaded.flags.rootDir,
     statuses,
     hooks,
   });
