@@ -245,7 +245,9 @@ describe("container lifecycle on containerd (standalone)", () => {
     const t0 = Date.now();
     await Promise.all(["prestop", "prestop-sleep", "prestop-hang"].map((n) => k.removeManifest(`${n}.yaml`)));
     const gone = async (n: string): Promise<number> => {
-      await waitFor(async () => (await k.pod(n)) === undefined, { timeoutMs: WAIT_MS, what: () => `${n} to be gone` });
+      // The pod leaves /pods at once; its worker logs when the kill and the cleanup are over.
+      const done = (l: string): boolean => l.includes("pod terminated and cleaned up") && l.includes(`default/${n}-${k.nodeName}`);
+      await waitFor(() => k.output().split("\n").some(done), { timeoutMs: WAIT_MS, what: () => `${n} to be terminated` });
       return Date.now() - t0;
     };
     const [, sleepMs] = await Promise.all([gone("prestop"), gone("prestop-sleep"), gone("prestop-hang")]);
