@@ -43,7 +43,8 @@ export function hookFailureMessage(handler: V1LifecycleHandler, c: V1Container, 
   return `Lifecycle hook for Container ${JSON.stringify(c.name)} in Pod ${JSON.stringify(podRef(pod))} failed - error: ${error}`;
 }
 
-async function runAction(handlers: HandlerRunner, handler: V1LifecycleHandler, t: HandlerTarget, timeoutMs: number, signal: AbortSignal): Promise<HandlerOutcome> {
+async function runAction(handlers: HandlerRunner, handler: V1LifecycleHandler, t: HandlerTarget, limit: { timeoutMs: number; signal: AbortSignal }): Promise<HandlerOutcome> {
+  const { timeoutMs, signal } = limit;
   if (handler.exec) return handlers.exec(t, handler.exec.command ?? [], timeoutMs);
   if (handler.httpGet) return handlers.httpGet(t, handler.httpGet, timeoutMs);
   if (handler.sleep) return handlers.sleep(handler.sleep.seconds, signal);
@@ -63,7 +64,7 @@ export function createHookRunner(deps: { handlers: HandlerRunner; clock: Clock }
           resolve("timeout");
         });
       });
-      const outcome = await Promise.race([runAction(deps.handlers, handler, target, timeoutMs, ac.signal), deadline]).finally(() => cancel?.());
+      const outcome = await Promise.race([runAction(deps.handlers, handler, target, { timeoutMs, signal: ac.signal }), deadline]).finally(() => cancel?.());
       const elapsedMs = deps.clock.now() - t0;
       if (outcome === "timeout" || (!outcome.ok && (outcome.timedOut === true || ac.signal.aborted))) {
         const error = `hook did not complete within ${Math.round(timeoutMs / 1000)}s`;

@@ -204,49 +204,59 @@ function stopSidecars(input: PlanInput, here: Map<string, ContainerInfo>, action
 
 type InitProgress = "done" | "pending" | "failed";
 
+/** What a planning step reads and writes. */
+interface PlanStep {
+  input: PlanInput;
+  actions: PodActions;
+}
+
 /**
  * Init containers one at a time, in order: a regular one must exit 0 before the next starts; a
  * sidecar must be started (its startup probe passed). Sidecars are restarted whenever they exit,
  * also after initialization, until the app containers are done.
  */
 function planInitContainers(input: PlanInput, here: Map<string, ContainerInfo>, app: { appStarted: boolean; appsDone: boolean }, actions: PodActions): InitProgress {
-  const { pod } = input;
-  const policy = pod.spec?.restartPolicy ?? "Always";
-  const probes = input.probes ?? noProbeVerdicts;
-  const uid = pod.metadata?.uid ?? "";
-  for (const c of pod.spec?.initContainers ?? []) {
+  const policy = input.pod.spec?.restartPolicy ?? "Always";
+  for (const c of input.pod.spec?.initContainers ?? []) {
     const last = here.get(c.name);
     if (isSidecar(c)) {
       if (app.appsDone) continue;
-      if (last?.state === "CONTAINER_RUNNING") {
-        if (last.hash !== containerHash(c)) {
-          actions.containersToKill.push({ id: last.id, name: c.name, message: `Container ${c.name} definition changed, will be restarted` });
-          actions.containersToStart.push({ container: c, restartCount: last.restartCount + 1, afterExit: undefined, kind: "sidecar" });
-        } else if (planProbeFailure(input, c, last, actions, "sidecar")) {
-          // Restarted like an exit.
-        } else if (app.appStarted || probes.started(uid, last.id) !== false) {
-          continue;
-        }
-        if (app.appStarted) continue;
-        return "pending";
-      }
-      startAgain(input, c, last, "sidecar", actions);
-      if (app.appStarted) continue;
+      const settled = planSidecar({ input, actions }, c, last, app.appStarted);
+      if (settled || app.appStarted) continue;
       return "pending";
     }
     if (app.appStarted || initSucceeded(last)) continue;
     if (last?.state === "CONTAINER_RUNNING") return "pending";
     if (last && last.state !== "CONTAINER_CREATED" && policy === "Never") return "failed";
-    startAgain(input, c, last, "init", actions);
+    startAgain({ input, actions }, c, last, "init");
     return "pending";
   }
   return "done";
 }
 
+/** Keeps one sidecar running; true when it is up and started, so the next init container may go. */
+function planSidecar(p: PlanStep, c: V1Container, last: ContainerInfo | undefined, appStarted: boolean): boolean {
+  if (last?.state !== "CONTAINER_RUNNING") {
+    startAgain(p, c, last, "sidecar");
+    return false;
+  }
+  if (last.hash !== containerHash(c)) {
+    p.actions.containersToKill.push({ id: last.id, name: c.name, message: `Container ${c.name} definition changed, will be restarted` });
+    p.actions.containersToStart.push({ container: c, restartCount: last.restartCount + 1, afterExit: undefined, kind: "sidecar" });
+    return false;
+  }
+  if (planProbeFailure(p, c, last, "sidecar")) return false;
+  const probes = p.input.probes ?? noProbeVerdicts;
+  return appStarted || probes.started(p.input.pod.metadata?.uid ?? "", last.id) !== false;
+}
+
 /** Starts a container that has no running instance: the first time, after a create without start, or after an exit (with backoff). */
-function startAgain(input: PlanInput, c: V1Container, last: ContainerInfo | undefined, kind: ContainerKind, actions: PodActions): void {
+function startAgain(p: PlanStep, c: V1Container, last: ContainerInfo | undefined, kind: ContainerKind): void {
+  const { input, actions } = p;
   if (!last) {
-    actions.containersToStart.push({ container: c, restartCount: 0, afterExit: undefined, kind });
+    // First run in this sandbox; an earlier sandbox's instance still counts for restartCount.
+    const earlier = input.runtime.containers.find((x) => x.name === c.name);
+    actions.containersToStart.push({ container: c, restartCount: earlier ? earlier.restartCount + 1 : 0, afterExit: undefined, kind });
     return;
   }
   if (last.state === "CONTAINER_CREATED") {
@@ -268,7 +278,7 @@ function planContainer(input: PlanInput, c: V1Container, last: ContainerInfo | u
   const currentSandbox = last.sandboxId === actions.sandbox?.id;
   if (last.state === "CONTAINER_RUNNING") {
     if (currentSandbox && last.hash === containerHash(c)) {
-      planProbeFailure(input, c, last, actions, "app");
+      planProbeFailure({ input, actions }, c, last, "app");
       return;
     }
     actions.containersToKill.push({
@@ -295,7 +305,8 @@ function planContainer(input: PlanInput, c: V1Container, last: ContainerInfo | u
  * A running container whose liveness or startup probe failed is killed (with the probe's grace
  * period when it sets one) and, unless the policy is Never, started again as after any exit.
  */
-function planProbeFailure(input: PlanInput, c: V1Container, last: ContainerInfo, actions: PodActions, kind: ContainerKind): boolean {
+function planProbeFailure(p: PlanStep, c: V1Container, last: ContainerInfo, kind: ContainerKind): boolean {
+  const { input, actions } = p;
   const failure = (input.probes ?? noProbeVerdicts).failed(input.pod.metadata?.uid ?? "", last.id);
   if (!failure) return false;
   const graceSeconds = failure.terminationGracePeriodSeconds ?? input.pod.spec?.terminationGracePeriodSeconds ?? undefined;

@@ -47,31 +47,12 @@ export function computePodStatus(input: StatusInput): V1PodStatus {
   const policy = pod.spec?.restartPolicy ?? "Always";
   const initInfo = inits.map((c, i) => ({ status: initContainerStatuses[i] as V1ContainerStatus, sidecar: isSidecar(c) }));
   const phase = input.terminal?.phase ?? podPhaseOf(policy, initInfo, containerStatuses);
-  // Sidecars count for readiness while they are meant to run.
-  const readiness = [...initInfo.filter((x) => x.sidecar && phase !== "Succeeded" && phase !== "Failed").map((x) => x.status), ...containerStatuses];
-  const allReady = containerStatuses.length > 0 && readiness.every((s) => s.ready);
-  const notReady = readiness.filter((s) => !s.ready).map((s) => s.name);
-  const why =
-    phase === "Succeeded"
-      ? { reason: "PodCompleted", message: "" }
-      : { reason: "ContainersNotReady", message: `containers with unready status: [${notReady.join(" ")}]` };
-  const foreign = foreignConditions(input);
-  const gates = allReady ? unreadyGates(pod, foreign) : [];
-  const readyCond =
-    gates.length > 0 ? cond("Ready", false, { reason: "ReadinessGatesNotReady", message: gates.join(", ") }) : cond("Ready", allReady, why);
-  const containersReadyCond = cond("ContainersReady", allReady, why);
-  const conditions: V1PodCondition[] = [
-    cond("PodReadyToStartContainers", sandboxReady && (hostNetwork || podIPs.length > 0)),
-    initializedCondition(initInfo, containerStatuses, phase),
-    readyCond,
-    containersReadyCond,
-    cond("PodScheduled", true),
-  ];
-  for (const c of conditions) {
-    const prev = input.previous?.conditions?.find((p) => p.type === c.type);
-    c.lastTransitionTime = prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : input.now;
-  }
-  conditions.push(...foreign);
+  const conditions = podConditions(input, {
+    phase,
+    initInfo,
+    containerStatuses,
+    sandboxReady: sandboxReady && (hostNetwork || podIPs.length > 0),
+  });
 
   const status: V1PodStatus = {
     phase,
@@ -92,6 +73,39 @@ export function computePodStatus(input: StatusInput): V1PodStatus {
   if (input.terminal?.reason) status.reason = input.terminal.reason;
   if (input.terminal?.message) status.message = input.terminal.message;
   return status;
+}
+
+/** The kubelet's pod conditions (keeping lastTransitionTime while unchanged), then everyone else's. */
+function podConditions(
+  input: StatusInput,
+  x: { phase: string; initInfo: { status: V1ContainerStatus; sidecar: boolean }[]; containerStatuses: V1ContainerStatus[]; sandboxReady: boolean },
+): V1PodCondition[] {
+  const { phase, initInfo, containerStatuses } = x;
+  // Sidecars count for readiness while they are meant to run.
+  const readiness = [...initInfo.filter((i) => i.sidecar && phase !== "Succeeded" && phase !== "Failed").map((i) => i.status), ...containerStatuses];
+  const allReady = containerStatuses.length > 0 && readiness.every((s) => s.ready);
+  const notReady = readiness.filter((s) => !s.ready).map((s) => s.name);
+  const why =
+    phase === "Succeeded"
+      ? { reason: "PodCompleted", message: "" }
+      : { reason: "ContainersNotReady", message: `containers with unready status: [${notReady.join(" ")}]` };
+  const foreign = foreignConditions(input);
+  const gates = allReady ? unreadyGates(input.pod, foreign) : [];
+  const readyCond =
+    gates.length > 0 ? cond("Ready", false, { reason: "ReadinessGatesNotReady", message: gates.join(", ") }) : cond("Ready", allReady, why);
+  const conditions: V1PodCondition[] = [
+    cond("PodReadyToStartContainers", x.sandboxReady),
+    initializedCondition(initInfo, containerStatuses, phase),
+    readyCond,
+    cond("ContainersReady", allReady, why),
+    cond("PodScheduled", true),
+  ];
+  for (const c of conditions) {
+    const prev = input.previous?.conditions?.find((p) => p.type === c.type);
+    c.lastTransitionTime = prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : input.now;
+  }
+  conditions.push(...foreign);
+  return conditions;
 }
 
 /** Conditions others set on the pod (readiness gates): from the pod as the source has it, else our last status. */
@@ -224,33 +238,12 @@ interface PhaseCounts {
  * containers decide by the restart policy.
  */
 export function podPhaseOf(restartPolicy: string, inits: { status: V1ContainerStatus; sidecar: boolean }[], statuses: V1ContainerStatus[]): string {
-  let pendingInit = 0;
-  let pendingSidecars = 0;
-  let failedInit = 0;
   const n: PhaseCounts = { running: 0, waiting: 0, stopped: 0, succeeded: 0, unknown: 0 };
-  for (const { status: s, sidecar } of inits) {
-    if (sidecar) {
-      if (s.state?.running) {
-        if (!s.started) pendingSidecars++;
-        n.running++;
-      } else if (s.state?.waiting && !s.lastState?.terminated) {
-        pendingSidecars++;
-        n.waiting++;
-      } else if (!s.state?.terminated && !s.state?.waiting) {
-        pendingSidecars++;
-        n.unknown++;
-      }
-      continue;
-    }
-    if (s.state?.running) pendingInit++;
-    else if (s.state?.terminated) failedInit += s.state.terminated.exitCode !== 0 ? 1 : 0;
-    else if (s.state?.waiting && s.lastState?.terminated) failedInit += s.lastState.terminated.exitCode !== 0 ? 1 : 0;
-    else pendingInit++;
-  }
+  const init = countInits(inits, n);
   for (const s of statuses) countApp(s, n);
-  if (failedInit > 0 && restartPolicy === "Never") return "Failed";
+  if (init.failed > 0 && restartPolicy === "Never") return "Failed";
   const appRan = statuses.some((s) => s.state?.running || s.state?.terminated || s.lastState?.terminated);
-  if (pendingInit > 0 || (pendingSidecars > 0 && !appRan) || failedInit > 0 || n.waiting > 0) return "Pending";
+  if (init.pending > 0 || (init.pendingSidecars > 0 && !appRan) || init.failed > 0 || n.waiting > 0) return "Pending";
   if (n.running > 0 && n.unknown === 0) return "Running";
   if (n.running === 0 && n.stopped > 0 && n.unknown === 0) {
     if (restartPolicy === "Always") return "Running";
@@ -259,6 +252,35 @@ export function podPhaseOf(restartPolicy: string, inits: { status: V1ContainerSt
     return "Running";
   }
   return "Pending";
+}
+
+/** Regular init containers: pending or failed; sidecars: pending, and running ones count as running. */
+function countInits(inits: { status: V1ContainerStatus; sidecar: boolean }[], n: PhaseCounts): { pending: number; pendingSidecars: number; failed: number } {
+  const out = { pending: 0, pendingSidecars: 0, failed: 0 };
+  for (const { status: s, sidecar } of inits) {
+    if (sidecar) {
+      countSidecar(s, n, out);
+      continue;
+    }
+    if (s.state?.running) out.pending++;
+    else if (s.state?.terminated) out.failed += s.state.terminated.exitCode !== 0 ? 1 : 0;
+    else if (s.state?.waiting && s.lastState?.terminated) out.failed += s.lastState.terminated.exitCode !== 0 ? 1 : 0;
+    else out.pending++;
+  }
+  return out;
+}
+
+function countSidecar(s: V1ContainerStatus, n: PhaseCounts, out: { pendingSidecars: number }): void {
+  if (s.state?.running) {
+    if (!s.started) out.pendingSidecars++;
+    n.running++;
+  } else if (s.state?.waiting && !s.lastState?.terminated) {
+    out.pendingSidecars++;
+    n.waiting++;
+  } else if (!s.state?.terminated && !s.state?.waiting) {
+    out.pendingSidecars++;
+    n.unknown++;
+  }
 }
 
 function countApp(s: V1ContainerStatus, n: PhaseCounts): void {

@@ -219,11 +219,11 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
       changed = true;
     }
     if (a.containersToKill.length > 0) {
-      await Promise.all(a.containersToKill.map((k) => killContainer(k.id, k.name, k.graceSeconds ?? grace, k.message, true)));
+      await Promise.all(a.containersToKill.map((k) => killContainer({ id: k.id, name: k.name, graceSeconds: k.graceSeconds ?? grace, message: k.message, running: true })));
       changed = true;
     }
     for (const k of a.sidecarsToStop) {
-      await killContainer(k.id, k.name, k.graceSeconds ?? grace, k.message, true);
+      await killContainer({ id: k.id, name: k.name, graceSeconds: k.graceSeconds ?? grace, message: k.message, running: true });
       changed = true;
     }
     if (a.stopSandbox && a.sandbox) {
@@ -378,7 +378,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     env.events(pod, "Warning", "FailedPostStartHook", r.message);
     notes.set(id, `PostStartHookError: ${r.message}`);
     waiting.set(c.name, { reason: "PostStartHookError", message: r.message });
-    await killContainer(id, c.name, podGrace(), "FailedPostStartHook", true);
+    await killContainer({ id, name: c.name, graceSeconds: podGrace(), message: "FailedPostStartHook", running: true });
     return false;
   };
 
@@ -386,7 +386,8 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
    * Stops one container: its preStop hook first (inside the grace period; a hook still running at
    * the end of it is abandoned), then StopContainer with what is left, at least 2 s.
    */
-  const killContainer = async (id: string, name: string, graceSeconds: number, message: string, running: boolean): Promise<void> => {
+  const killContainer = async (k: { id: string; name: string; graceSeconds: number; message: string; running: boolean }): Promise<void> => {
+    const { id, name, graceSeconds, message, running } = k;
     env.events(pod, "Normal", "Killing", message);
     if (!running) {
       await env.rs.stopContainer(id, 0);
@@ -413,12 +414,12 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     const deadline = env.clock.now() + graceSeconds * 1000;
     podIP = rp.sandboxes[0]?.ips[0] ?? podIP;
     await Promise.all(
-      live.filter((c) => !sidecars.includes(c.name)).map((c) => killContainer(c.id, c.name, graceSeconds, `Stopping container ${c.name}`, c.state === "CONTAINER_RUNNING")),
+      live.filter((c) => !sidecars.includes(c.name)).map((c) => killContainer({ id: c.id, name: c.name, graceSeconds, message: `Stopping container ${c.name}`, running: c.state === "CONTAINER_RUNNING" })),
     );
     for (const name of [...sidecars].reverse()) {
       for (const c of live.filter((x) => x.name === name)) {
         const left = Math.max(0, Math.ceil((deadline - env.clock.now()) / 1000));
-        await killContainer(c.id, c.name, left, `Stopping container ${c.name}`, c.state === "CONTAINER_RUNNING");
+        await killContainer({ id: c.id, name: c.name, graceSeconds: left, message: `Stopping container ${c.name}`, running: c.state === "CONTAINER_RUNNING" });
       }
     }
     for (const sb of rp.sandboxes) if (sb.state === "SANDBOX_READY") await env.rs.stopPodSandbox(sb.id);
