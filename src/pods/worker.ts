@@ -173,7 +173,8 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     const { changed, again } = await execute(actions, before, waiting);
     const after = changed ? await readRuntime() : before;
     publishStatus(after, waiting);
-    if (again) return env.clock.now();
+    // Plan again at once (without waiting for a timer): a started sidecar lets the next init container go.
+    if (again) dirty = true;
     const resync = env.clock.now() + env.resyncMs;
     return actions.wakeAtMs !== undefined ? Math.min(actions.wakeAtMs, resync) : waiting.size > 0 ? Math.min(resync, env.clock.now() + SYNC_ERROR_RETRY_MS) : resync;
   };
