@@ -42,11 +42,13 @@ export function computePodStatus(input: StatusInput): V1PodStatus {
   const sandbox = runtime.sandboxes[0];
   const sandboxReady = sandbox?.state === "SANDBOX_READY";
   const hostNetwork = pod.spec?.hostNetwork === true;
-  const podIPs = hostNetwork ? input.hostIPs : sandboxReady ? (sandbox?.ips ?? []) : [];
+  let podIPs = hostNetwork ? input.hostIPs : sandboxReady ? (sandbox?.ips ?? []) : [];
 
   const policy = pod.spec?.restartPolicy ?? "Always";
   const initInfo = inits.map((c, i) => ({ status: initContainerStatuses[i] as V1ContainerStatus, sidecar: isSidecar(c) }));
   const phase = input.terminal?.phase ?? podPhaseOf(policy, initInfo, containerStatuses);
+  // A finished pod's sandbox is stopped; it keeps the IPs it had.
+  if (podIPs.length === 0 && (phase === "Succeeded" || phase === "Failed")) podIPs = (input.previous?.podIPs ?? []).map((x) => x.ip);
   const conditions = podConditions(input, {
     phase,
     initInfo,

@@ -280,4 +280,16 @@ describe("container lifecycle on containerd (standalone)", () => {
     const b = await waitPod("always-exit0", (x) => (find(x.status?.containerStatuses, "app")?.restartCount ?? 0) >= 1, "restarted");
     assert.equal(b.status?.phase, "Running");
   });
+
+  it("after a kubelet restart: completed init containers are not run again, termination messages are found again", async () => {
+    const before = await waitPod("init-order", (x) => x.status?.phase === "Running", "Running");
+    const ids = (p: V1Pod): string[] => [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].map((c) => `${c.name}=${c.containerID ?? ""}`);
+    await k.stop();
+    await k.restart();
+    const again = await waitPod("init-order", (x) => x.status?.phase === "Running" && stateOf(find(x.status.containerStatuses, "app")) === "running", "Running again");
+    assert.deepEqual(ids(again), ids(before));
+    for (const c of again.status?.initContainerStatuses ?? []) assert.equal(c.restartCount, 0, c.name);
+    const msg = await waitPod("termmsg", (x) => x.status?.phase === "Succeeded", "Succeeded after the restart");
+    assert.equal(find(msg.status?.containerStatuses, "app")?.state?.terminated?.message, "all good");
+  });
 });

@@ -617,3 +617,15 @@ describe("podPhaseOf", () => {
     assert.equal(podPhaseOf("Never", [done, { status: rs("s", { terminated: { exitCode: 137 } }), sidecar: true }], [rs("main", { terminated: { exitCode: 0 } })]), "Succeeded");
   });
 });
+
+describe("computePodStatus: finished pods", () => {
+  it("a finished pod whose sandbox was stopped keeps its previous IPs; a pending one does not", () => {
+    const previous: V1PodStatus = { podIP: "10.244.0.5", podIPs: [{ ip: "10.244.0.5" }] };
+    const done = status(mkPod({ restartPolicy: "Never" }), rt([sb({ state: "SANDBOX_NOTREADY" })], [dead("main", 0)]), { previous });
+    assert.equal(done.phase, "Succeeded");
+    assert.equal(done.podIP, "10.244.0.5");
+    assert.equal(condition(done, "PodReadyToStartContainers").status, "False");
+    const restarting = status(mkPod(), rt([sb({ state: "SANDBOX_NOTREADY" })], [dead("main", 0)]), { previous });
+    assert.equal(restarting.podIP, undefined);
+  });
+});
