@@ -339,8 +339,9 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     }
     if (!img.pulled) env.events(pod, "Normal", "Pulled", `Container image "${c.image ?? ""}" already present on machine`);
     let id: string;
+    let messageMount: Awaited<ReturnType<typeof terminationMessageMount>>;
     try {
-      const messageMount = await terminationMessageMount(env.rootDir, pod, c);
+      messageMount = await terminationMessageMount(env.rootDir, pod, c);
       const mountsFor: typeof env.volumes.mountsFor = async (p, cc, e) => [...(await env.volumes.mountsFor(p, cc, e)), ...(messageMount ? [messageMount] : [])];
       const inputs = { envLookup: env.volumes.envLookup, allocatable: env.allocatable(), mountsFor };
       const config = await makeContainerConfig(pod, c, { restartCount: s.restartCount, imageRef: img.imageRef, memoryCapacity: env.memoryCapacity, podIPs: ctx.podIPs, hostIPs: env.hostIPs() }, inputs);
@@ -348,6 +349,8 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     } catch (err) {
       const message = errorMessage(err);
       const reason = err instanceof ContainerConfigError ? "CreateContainerConfigError" : "CreateContainerError";
+      // The message file of a container that was never made is of no use (retries would pile them up).
+      if (messageMount) await rm(messageMount.hostPath, { force: true }).catch(() => undefined);
       ctx.waiting.set(c.name, { reason, message });
       env.events(pod, "Warning", "Failed", `Error: ${message}`);
       env.metrics?.startedContainersErrors.inc({ container_type: containerType, code: reason });
