@@ -155,6 +155,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
   /** The runtime's view, with the messages of containers the worker killed after a failed postStart. */
   const readRuntime = async (): Promise<RuntimePod> => {
     const rp = await getRuntimePod(env.rs, ident(pod));
+    for (const id of notes.keys()) if (!rp.containers.some((c) => c.id === id)) notes.delete(id);
     for (const c of rp.containers) {
       const note = notes.get(c.id);
       if (note !== undefined && c.state !== "CONTAINER_RUNNING") c.message = c.message !== "" ? `${note}: ${c.message}` : note;
