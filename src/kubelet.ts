@@ -19,6 +19,8 @@ import { createImageManager } from "./pods/images.js";
 import { admitSysctls } from "./pods/admission.js";
 import { sysctlAllowlist } from "./containers/sysctls.js";
 import { createPodManager, type PodManager } from "./pods/manager.js";
+import { noProbeVerdicts } from "./pods/probe-verdicts.js";
+import { createHandlerRunner } from "./pods/handlers.js";
 import { createRelister, type Relister } from "./pods/relist.js";
 import { createRuntimeHealth, type RuntimeHealth } from "./pods/runtime-health.js";
 import { createStatusManager, type StatusManager } from "./pods/status-manager.js";
@@ -138,6 +140,9 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     runtimeHandler: (name) => (cluster ? cluster.runtimeHandler(name) : Promise.resolve(name)),
     setStatus: (pod, status) => statuses.setStatus(pod, status),
     getStatus: (uid) => statuses.getStatus(uid),
+    probes: noProbeVerdicts,
+    handlers: createHandlerRunner({ rs: deps.rs, clock }),
+    rootDir: loaded.flags.rootDir,
     statuses,
     hooks,
   });
