@@ -38,6 +38,9 @@ import {
   type TokenReviewer,
 } from "./server/index.js";
 import { createProbeMetrics, type ProbeMetrics } from "./metrics/probes.js";
+import { createHandlerRunner } from "./pods/handlers.js";
+import { errorMessage } from "./util/errors.js";
+import { createProbeManager } from "./pods/prober/index.js";
 import { apiReviewers } from "./server/auth/index.js";
 import { createStatsProvider } from "./stats/index.js";
 import { startCadvisorServer } from "./server/cadvisor.js";
@@ -102,6 +105,18 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
   let resolvConf = "";
   const allocatable = () => nodeAllocatable(cluster?.node.node()?.status?.allocatable, deps.machine);
   // API-backed volumes are rewritten every syncFrequency (upstream: the pod resync), so --sync-frequency sets how fast updates land.
+  const probeMetrics = deps.probeMetrics ?? createProbeMetrics();
+  // The prober learns the running containers from the statuses the pod workers set and asks for a
+  // pod sync whenever a verdict changes.
+  const prober = createProbeManager({
+    runner: createHandlerRunner({ rs: deps.rs, clock }),
+    clock,
+    logger,
+    events,
+    metrics: probeMetrics,
+    podByUid: (uid) => pods.getPodByUID(uid),
+    onChange: (uid) => pods.onRuntimeEvent(uid),
+  });
   const volumes = createVolumeManager({ api: deps.api, clock, logger, events, allocatable }, { rootDir: loaded.flags.rootDir, refreshMs: config.syncFrequency });
   const pods = createPodManager({
     rs: deps.rs,
@@ -129,7 +144,14 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     volumes,
     allocatable,
     runtimeHandler: (name) => (cluster ? cluster.runtimeHandler(name) : Promise.resolve(name)),
-    setStatus: (pod, status) => statuses.setStatus(pod, status),
+    setStatus: (pod, status) => {
+      try {
+        prober.observe(pod, status);
+      } catch (err) {
+        logger.error("prober could not follow a pod status", { pod: `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`, err: errorMessage(err) });
+      }
+      statuses.setStatus(pod, status);
+    },
     getStatus: (uid) => statuses.getStatus(uid),
     statuses,
     hooks,
@@ -192,7 +214,6 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
 
   const running: Record<string, RunningServer> = {};
   let servingTLS: ServingTLS | undefined;
-  const probeMetrics = deps.probeMetrics ?? createProbeMetrics();
   let resolveReady!: () => void;
   let rejectReady!: (e: unknown) => void;
   const ready = new Promise<void>((res, rej) => {
@@ -265,7 +286,14 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
         throw err;
       }
       // On shutdown, stop acting on pods at once; the pods themselves keep running.
-      signal.addEventListener("abort", () => pods.stop(), { once: true });
+      signal.addEventListener(
+        "abort",
+        () => {
+          pods.stop();
+          prober.stop();
+        },
+        { once: true },
+      );
       const loops: Promise<void>[] = [runtimeHealth.run(signal), relister.run(signal), stats.run(signal), volumes.run(signal)];
       if (deps.api) {
         cluster = await createClusterMode({
