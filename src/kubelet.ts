@@ -15,6 +15,8 @@ import type { MachineFacts } from "./node/machine.js";
 import { createBackoff, CRASHLOOP_BACKOFF, IMAGE_PULL_BACKOFF } from "./pods/backoff.js";
 import { createImageManager } from "./pods/images.js";
 import { createPodManager, type PodManager } from "./pods/manager.js";
+import { noProbeVerdicts } from "./pods/probe-verdicts.js";
+import { createHandlerRunner } from "./pods/handlers.js";
 import { createRelister, type Relister } from "./pods/relist.js";
 import { createRuntimeHealth, type RuntimeHealth } from "./pods/runtime-health.js";
 import { createStatusManager, type StatusManager } from "./pods/status-manager.js";
@@ -153,6 +155,8 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       statuses.setStatus(pod, status);
     },
     getStatus: (uid) => statuses.getStatus(uid),
+    probes: noProbeVerdicts,
+    handlers: createHandlerRunner({ rs: deps.rs, clock }),
     statuses,
     hooks,
   });

@@ -5,6 +5,7 @@
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import type { Backoff } from "./backoff.js";
 import type { ContainerInfo, RuntimePod, SandboxInfo } from "./runtime-state.js";
+import { noProbeVerdicts, type ProbeVerdicts } from "./probe-verdicts.js";
 import { containerHash } from "../containers/container.js";
 import { formatDuration } from "../config/duration.js";
 
@@ -20,6 +21,8 @@ export interface ContainerKill {
   name: string;
   /** Why, for the Killing event. */
   message: string;
+  /** The grace period for this kill when it is not the pod's (a probe's terminationGracePeriodSeconds). */
+  graceSeconds?: number | undefined;
 }
 
 export interface Waiting {
@@ -50,6 +53,8 @@ export interface PlanInput {
   runtime: RuntimePod;
   crashBackoff: Backoff;
   nowMs: number;
+  /** The prober's conclusions; a container whose liveness or startup probe failed is restarted. */
+  probes?: ProbeVerdicts | undefined;
 }
 
 export function backoffKey(pod: V1Pod, name: string): string {
@@ -142,7 +147,10 @@ function planContainer(input: PlanInput, c: V1Container, last: ContainerInfo | u
   }
   const currentSandbox = last.sandboxId === actions.sandbox?.id;
   if (last.state === "CONTAINER_RUNNING") {
-    if (currentSandbox && last.hash === containerHash(c)) return;
+    if (currentSandbox && last.hash === containerHash(c)) {
+      planProbeFailure(input, c, last, actions);
+      return;
+    }
     actions.containersToKill.push({
       id: last.id,
       name: c.name,
@@ -161,6 +169,22 @@ function planContainer(input: PlanInput, c: V1Container, last: ContainerInfo | u
   if (!shouldRestart(policy, last)) return;
   if (inCrashLoop(input, c.name, last, actions)) return;
   actions.containersToStart.push({ container: c, restartCount: last.restartCount + 1, afterExit: { finishedAtMs: last.finishedAtMs } });
+}
+
+/**
+ * A running container whose liveness or startup probe failed is killed (with the probe's grace
+ * period when it sets one) and, unless the policy is Never, started again as after any exit.
+ */
+function planProbeFailure(input: PlanInput, c: V1Container, last: ContainerInfo, actions: PodActions): void {
+  const failure = (input.probes ?? noProbeVerdicts).failed(input.pod.metadata?.uid ?? "", last.id);
+  if (!failure) return;
+  const graceSeconds = failure.terminationGracePeriodSeconds ?? input.pod.spec?.terminationGracePeriodSeconds ?? undefined;
+  actions.containersToKill.push({ id: last.id, name: c.name, message: failure.message, graceSeconds });
+  if ((input.pod.spec?.restartPolicy ?? "Always") === "Never") return;
+  // The kill ends it now: the restart counts as an exit at this time for the crash-loop backoff.
+  const asExited: ContainerInfo = { ...last, state: "CONTAINER_EXITED", finishedAtMs: input.nowMs };
+  if (inCrashLoop(input, c.name, asExited, actions)) return;
+  actions.containersToStart.push({ container: c, restartCount: last.restartCount + 1, afterExit: { finishedAtMs: input.nowMs } });
 }
 
 /** True (and the container marked CrashLoopBackOff, with a wake-up) while its restart backoff runs. */

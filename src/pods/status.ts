@@ -7,6 +7,7 @@ import type { ContainerInfo, RuntimePod } from "./runtime-state.js";
 import type { Waiting } from "./plan.js";
 import { latestByName } from "./plan.js";
 import { qosClass } from "../containers/resources.js";
+import { noProbeVerdicts, type ProbeVerdicts } from "./probe-verdicts.js";
 
 export interface StatusInput {
   pod: V1Pod;
@@ -23,7 +24,12 @@ export interface StatusInput {
   now: Date;
   /** Set while the pod is being terminated or has been. */
   terminal?: { phase: "Succeeded" | "Failed"; reason?: string; message?: string } | undefined;
+  /** The prober's conclusions: `started` and `ready` of running containers follow them. */
+  probes?: ProbeVerdicts | undefined;
 }
+
+/** Conditions the kubelet owns; any other condition in the pod's status (readiness gates) is kept. */
+const KUBELET_CONDITIONS = new Set(["PodScheduled", "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "DisruptionTarget"]);
 
 export function computePodStatus(input: StatusInput): V1PodStatus {
   const { pod, runtime } = input;
@@ -42,7 +48,10 @@ export function computePodStatus(input: StatusInput): V1PodStatus {
     phase === "Succeeded"
       ? { reason: "PodCompleted", message: "" }
       : { reason: "ContainersNotReady", message: `containers with unready status: [${notReady.join(" ")}]` };
-  const readyCond = cond("Ready", allReady, why);
+  const foreign = foreignConditions(input);
+  const gates = allReady ? unreadyGates(pod, foreign) : [];
+  const readyCond =
+    gates.length > 0 ? cond("Ready", false, { reason: "ReadinessGatesNotReady", message: gates.join(", ") }) : cond("Ready", allReady, why);
   const containersReadyCond = cond("ContainersReady", allReady, why);
   const conditions: V1PodCondition[] = [
     cond("PodReadyToStartContainers", sandboxReady && (hostNetwork || podIPs.length > 0)),
@@ -55,6 +64,7 @@ export function computePodStatus(input: StatusInput): V1PodStatus {
     const prev = input.previous?.conditions?.find((p) => p.type === c.type);
     c.lastTransitionTime = prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : input.now;
   }
+  conditions.push(...foreign);
 
   const status: V1PodStatus = {
     phase,
@@ -74,6 +84,25 @@ export function computePodStatus(input: StatusInput): V1PodStatus {
   if (input.terminal?.reason) status.reason = input.terminal.reason;
   if (input.terminal?.message) status.message = input.terminal.message;
   return status;
+}
+
+/** Conditions others set on the pod (readiness gates): from the pod as the source has it, else our last status. */
+function foreignConditions(input: StatusInput): V1PodCondition[] {
+  const own = (input.pod.status?.conditions ?? []).filter((c) => !KUBELET_CONDITIONS.has(c.type));
+  const seen = new Set(own.map((c) => c.type));
+  const kept = (input.previous?.conditions ?? []).filter((c) => !KUBELET_CONDITIONS.has(c.type) && !seen.has(c.type));
+  return [...own, ...kept].map((c) => ({ ...c }));
+}
+
+/** Upstream's messages for readiness gates whose condition is missing or not True. */
+function unreadyGates(pod: V1Pod, conditions: V1PodCondition[]): string[] {
+  const out: string[] = [];
+  for (const g of pod.spec?.readinessGates ?? []) {
+    const c = conditions.find((x) => x.type === g.conditionType);
+    if (!c) out.push(`corresponding condition of pod readiness gate "${g.conditionType}" does not exist.`);
+    else if (c.status !== "True") out.push(`the status of pod readiness gate "${g.conditionType}" is not "True", but ${c.status}`);
+  }
+  return out;
 }
 
 function cond(type: string, ok: boolean, why?: { reason: string; message: string }): V1PodCondition {
@@ -108,9 +137,11 @@ function containerStatus(input: StatusInput, c: V1Container, last: ContainerInfo
   }
   const previous = runtime.containers.find((x) => x.name === c.name && x.id !== last.id && x.state === "CONTAINER_EXITED");
   if (last.state === "CONTAINER_RUNNING") {
+    const probes = input.probes ?? noProbeVerdicts;
+    const podUid = input.pod.metadata?.uid ?? "";
     status.state = { running: { startedAt: new Date(last.startedAtMs) } };
-    status.ready = true;
-    status.started = true;
+    status.started = probes.started(podUid, last.id) ?? true;
+    status.ready = status.started && (probes.ready(podUid, last.id) ?? true);
     if (previous) status.lastState = terminatedState(previous, idOf(previous));
     return status;
   }

@@ -22,6 +22,8 @@ import type { EnsureImageResult, ImageManager } from "./images.js";
 import { backoffKey, computePodActions, type PodActions, type Waiting } from "./plan.js";
 import { getRuntimePod, type RuntimePod } from "./runtime-state.js";
 import { computePodStatus } from "./status.js";
+import type { ProbeVerdicts } from "./probe-verdicts.js";
+import type { HandlerRunner } from "./handlers.js";
 
 export type EventType = "Normal" | "Warning";
 export type EventRecorder = (pod: V1Pod, type: EventType, reason: string, message: string) => void;
@@ -49,6 +51,10 @@ export interface WorkerEnv {
   /** Receives every status the worker computes. */
   setStatus: (pod: V1Pod, status: V1PodStatus) => void;
   getStatus: (uid: string) => V1PodStatus | undefined;
+  /** The prober's conclusions (started, ready, liveness/startup failures) per container. */
+  probes: ProbeVerdicts;
+  /** Runs lifecycle hook actions (exec, httpGet, sleep). */
+  handlers: HandlerRunner;
 }
 
 /** Why a pod ends Failed whatever its containers' exit codes (e.g. reason Evicted). */
@@ -132,7 +138,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
   /** One sync; returns when the next periodic or backoff sync is due. */
   const syncPod = async (): Promise<number> => {
     const before = await getRuntimePod(env.rs, ident(pod));
-    const actions = computePodActions({ pod, runtime: before, crashBackoff: env.crashBackoff, nowMs: env.clock.now() });
+    const actions = computePodActions({ pod, runtime: before, crashBackoff: env.crashBackoff, nowMs: env.clock.now(), probes: env.probes });
     const waiting = new Map<string, Waiting>(actions.waiting);
     const changed = await execute(actions, before, waiting);
     const after = changed ? await getRuntimePod(env.rs, ident(pod)) : before;
@@ -152,6 +158,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
       startTime: new Date(firstSeen),
       previous: prev,
       now: new Date(env.clock.now()),
+      probes: env.probes,
     });
     env.setStatus(pod, status);
     const allRunning = (status.containerStatuses ?? []).length > 0 && (status.containerStatuses ?? []).every((c) => c.state?.running);
@@ -173,8 +180,8 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     }
     await Promise.all(
       a.containersToKill.map(async (k) => {
-        env.events(pod, "Normal", "Killing", `Stopping container ${k.name}`);
-        await env.rs.stopContainer(k.id, Math.max(MIN_GRACE_SECONDS, grace));
+        env.events(pod, "Normal", "Killing", k.message);
+        await env.rs.stopContainer(k.id, Math.max(MIN_GRACE_SECONDS, k.graceSeconds ?? grace));
         changed = true;
       }),
     );

@@ -6,6 +6,7 @@ import { CRASHLOOP_BACKOFF, createBackoff, type Backoff } from "../../src/pods/b
 import { backoffKey, computePodActions, type PodActions } from "../../src/pods/plan.js";
 import type { ContainerInfo, RuntimePod, SandboxInfo } from "../../src/pods/runtime-state.js";
 import { FakeClock } from "../../src/util/clock.js";
+import type { ProbeFailure, ProbeVerdicts } from "../../src/pods/probe-verdicts.js";
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);
 
@@ -366,5 +367,70 @@ describe("computePodActions: garbage collection", () => {
     assert.equal(a.createSandbox, true);
     assert.deepEqual(a.containersToRemove, ["m0"]);
     assert.deepEqual(a.sandboxesToRemove, ["sb0"]);
+  });
+});
+
+/** A fake prober: verdicts per container ID. */
+function verdicts(v: { ready?: Record<string, boolean>; started?: Record<string, boolean>; failed?: Record<string, ProbeFailure> }): ProbeVerdicts {
+  return {
+    ready: (_uid, id) => v.ready?.[id],
+    started: (_uid, id) => v.started?.[id],
+    failed: (_uid, id) => v.failed?.[id],
+  };
+}
+
+describe("computePodActions: probe verdicts", () => {
+  const liveness = (grace?: number): ProbeFailure => ({ probe: "Liveness", message: "Container main failed liveness probe, will be restarted", terminationGracePeriodSeconds: grace });
+
+  it("a failed liveness probe kills the container with the probe's message and restarts it with restartCount+1", () => {
+    const pod = mkPod();
+    const c = ctr(pod, "main", { restartCount: 2, id: "main-2" });
+    const a = computePodActions({ pod, runtime: rt([sb("sb1")], [c]), crashBackoff: createBackoff({ ...CRASHLOOP_BACKOFF, clock: new FakeClock(NOW) }), nowMs: NOW, probes: verdicts({ failed: { "main-2": liveness() } }) });
+    assert.deepEqual(a.containersToKill, [{ id: "main-2", name: "main", message: "Container main failed liveness probe, will be restarted", graceSeconds: undefined }]);
+    assert.deepEqual(started(a), [["main", 3]]);
+    assert.deepEqual(a.containersToStart[0]?.afterExit, { finishedAtMs: NOW }, "counted as an exit now for the backoff");
+  });
+
+  it("the kill uses the probe's terminationGracePeriodSeconds, else the pod's", () => {
+    const pod = mkPod();
+    if (pod.spec) pod.spec.terminationGracePeriodSeconds = 45;
+    const c = ctr(pod, "main");
+    const withProbe = computePodActions({ pod, runtime: rt([sb("sb1")], [c]), crashBackoff: createBackoff({ ...CRASHLOOP_BACKOFF, clock: new FakeClock(NOW) }), nowMs: NOW, probes: verdicts({ failed: { [c.id]: liveness(5) } }) });
+    assert.equal(withProbe.containersToKill[0]?.graceSeconds, 5);
+    const withPod = computePodActions({ pod, runtime: rt([sb("sb1")], [c]), crashBackoff: createBackoff({ ...CRASHLOOP_BACKOFF, clock: new FakeClock(NOW) }), nowMs: NOW, probes: verdicts({ failed: { [c.id]: liveness() } }) });
+    assert.equal(withPod.containersToKill[0]?.graceSeconds, 45);
+  });
+
+  it("under Never the container is killed and not restarted; under OnFailure it is restarted", () => {
+    const never = mkPod({ restartPolicy: "Never" });
+    const c = ctr(never, "main");
+    const a = computePodActions({ pod: never, runtime: rt([sb("sb1")], [c]), crashBackoff: createBackoff({ ...CRASHLOOP_BACKOFF, clock: new FakeClock(NOW) }), nowMs: NOW, probes: verdicts({ failed: { [c.id]: liveness() } }) });
+    assert.deepEqual(killed(a), [c.id]);
+    assert.deepEqual(a.containersToStart, []);
+    const onFailure = mkPod({ restartPolicy: "OnFailure" });
+    const b = computePodActions({ pod: onFailure, runtime: rt([sb("sb1")], [c]), crashBackoff: createBackoff({ ...CRASHLOOP_BACKOFF, clock: new FakeClock(NOW) }), nowMs: NOW, probes: verdicts({ failed: { [c.id]: liveness() } }) });
+    assert.deepEqual(killed(b), [c.id]);
+    assert.deepEqual(started(b), [["main", 1]]);
+  });
+
+  it("a container already in crash-loop backoff is killed but waits with CrashLoopBackOff", () => {
+    const pod = mkPod();
+    const clock = new FakeClock(NOW);
+    const backoff = createBackoff({ ...CRASHLOOP_BACKOFF, clock });
+    backoff.next(backoffKey(pod, "main"), NOW - 1000);
+    const c = ctr(pod, "main", { restartCount: 1, id: "main-1" });
+    const a = computePodActions({ pod, runtime: rt([sb("sb1")], [c]), crashBackoff: backoff, nowMs: NOW, probes: verdicts({ failed: { "main-1": { probe: "Startup", message: "Container main failed startup probe, will be restarted", terminationGracePeriodSeconds: undefined } } }) });
+    assert.deepEqual(killed(a), ["main-1"]);
+    assert.deepEqual(a.containersToStart, []);
+    assert.equal(a.waiting.get("main")?.reason, "CrashLoopBackOff");
+    assert.equal(a.wakeAtMs, NOW + backoff.delay(backoffKey(pod, "main")));
+  });
+
+  it("no failure verdict: a running container is left alone", () => {
+    const pod = mkPod();
+    const c = ctr(pod, "main");
+    const a = computePodActions({ pod, runtime: rt([sb("sb1")], [c]), crashBackoff: createBackoff({ ...CRASHLOOP_BACKOFF, clock: new FakeClock(NOW) }), nowMs: NOW, probes: verdicts({ ready: { [c.id]: false } }) });
+    assert.deepEqual(a.containersToKill, []);
+    assert.deepEqual(a.containersToStart, []);
   });
 });

@@ -6,6 +6,7 @@ import type { Waiting } from "../../src/pods/plan.js";
 import type { ContainerInfo, RuntimePod, SandboxInfo } from "../../src/pods/runtime-state.js";
 import { computePodStatus, podPhase, type StatusInput } from "../../src/pods/status.js";
 import { createStatusManager } from "../../src/pods/status-manager.js";
+import type { ProbeVerdicts } from "../../src/pods/probe-verdicts.js";
 
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 const GiB = 2 ** 30;
@@ -424,5 +425,84 @@ describe("status manager", () => {
     sm.remove("uid-1");
     assert.equal(sm.getStatus("uid-1"), undefined);
     assert.deepEqual(sm.entries(), []);
+  });
+});
+
+// ---- probe verdicts and readiness gates ----
+
+function verdicts(v: { ready?: Record<string, boolean>; started?: Record<string, boolean> }): ProbeVerdicts {
+  return { ready: (_u, id) => v.ready?.[id], started: (_u, id) => v.started?.[id], failed: () => undefined };
+}
+
+describe("computePodStatus: probe verdicts", () => {
+  it("no verdicts: a running container is started and ready", () => {
+    const s = status(mkPod(), rt([sb()], [ctr("main")]), { probes: verdicts({}) });
+    assert.equal(cs(s).started, true);
+    assert.equal(cs(s).ready, true);
+  });
+
+  it("startup probe not passed yet: not started and not ready, whatever readiness says", () => {
+    const s = status(mkPod(), rt([sb()], [ctr("main")]), { probes: verdicts({ started: { "main-id": false }, ready: { "main-id": true } }) });
+    assert.equal(cs(s).started, false);
+    assert.equal(cs(s).ready, false);
+    assert.equal(condition(s, "ContainersReady").status, "False");
+    assert.equal(condition(s, "Ready").reason, "ContainersNotReady");
+    assert.equal(condition(s, "Ready").message, "containers with unready status: [main]");
+    assert.equal(s.phase, "Running");
+  });
+
+  it("readiness failing: started but not ready; Ready and ContainersReady False", () => {
+    const pod = mkPod({ containers: [{ name: "main", image: "nginx:1.25" }, { name: "side", image: "busybox:1.36" }] });
+    const s = status(pod, rt([sb()], [ctr("main"), ctr("side")]), { probes: verdicts({ started: { "main-id": true }, ready: { "main-id": false } }) });
+    assert.equal(cs(s).started, true);
+    assert.equal(cs(s).ready, false);
+    assert.equal(cs(s, "side").ready, true);
+    assert.equal(condition(s, "ContainersReady").status, "False");
+    assert.equal(condition(s, "Ready").message, "containers with unready status: [main]");
+  });
+
+  it("readiness passing: ready", () => {
+    const s = status(mkPod(), rt([sb()], [ctr("main")]), { probes: verdicts({ started: { "main-id": true }, ready: { "main-id": true } }) });
+    assert.equal(cs(s).ready, true);
+    assert.equal(condition(s, "Ready").status, "True");
+  });
+});
+
+describe("computePodStatus: readiness gates", () => {
+  const gated = (conditions?: V1PodStatus["conditions"]): V1Pod => {
+    const pod = mkPod();
+    if (pod.spec) pod.spec.readinessGates = [{ conditionType: "example.com/lb" }, { conditionType: "example.com/dns" }];
+    if (conditions) pod.status = { conditions };
+    return pod;
+  };
+
+  it("a gate whose condition is missing or not True keeps Ready False (ReadinessGatesNotReady), ContainersReady True", () => {
+    const s = status(gated([{ type: "example.com/lb", status: "False" }]), rt([sb()], [ctr("main")]));
+    assert.equal(condition(s, "ContainersReady").status, "True");
+    const ready = condition(s, "Ready");
+    assert.equal(ready.status, "False");
+    assert.equal(ready.reason, "ReadinessGatesNotReady");
+    assert.equal(
+      ready.message,
+      'the status of pod readiness gate "example.com/lb" is not "True", but False, corresponding condition of pod readiness gate "example.com/dns" does not exist.',
+    );
+    assert.equal(condition(s, "example.com/lb").status, "False", "the gate's condition is kept in the status");
+  });
+
+  it("every gate True: Ready True", () => {
+    const s = status(
+      gated([
+        { type: "example.com/lb", status: "True" },
+        { type: "example.com/dns", status: "True" },
+      ]),
+      rt([sb()], [ctr("main")]),
+    );
+    assert.equal(condition(s, "Ready").status, "True");
+  });
+
+  it("gate conditions are also found in the previous status the kubelet published", () => {
+    const previous: V1PodStatus = { conditions: [{ type: "example.com/lb", status: "True" }, { type: "example.com/dns", status: "True" }] };
+    const s = status(gated(), rt([sb()], [ctr("main")]), { previous });
+    assert.equal(condition(s, "Ready").status, "True");
   });
 });
