@@ -15,8 +15,6 @@ import type { MachineFacts } from "./node/machine.js";
 import { createBackoff, CRASHLOOP_BACKOFF, IMAGE_PULL_BACKOFF } from "./pods/backoff.js";
 import { createImageManager } from "./pods/images.js";
 import { createPodManager, type PodManager } from "./pods/manager.js";
-import { noProbeVerdicts } from "./pods/probe-verdicts.js";
-import { createHandlerRunner } from "./pods/handlers.js";
 import { createRelister, type Relister } from "./pods/relist.js";
 import { createRuntimeHealth, type RuntimeHealth } from "./pods/runtime-health.js";
 import { createStatusManager, type StatusManager } from "./pods/status-manager.js";
@@ -110,8 +108,10 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
   const probeMetrics = deps.probeMetrics ?? createProbeMetrics();
   // The prober learns the running containers from the statuses the pod workers set and asks for a
   // pod sync whenever a verdict changes.
+  // One handler runner for probes and lifecycle hooks.
+  const handlers = createHandlerRunner({ rs: deps.rs, clock });
   const prober = createProbeManager({
-    runner: createHandlerRunner({ rs: deps.rs, clock }),
+    runner: handlers,
     clock,
     logger,
     events,
@@ -155,8 +155,8 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       statuses.setStatus(pod, status);
     },
     getStatus: (uid) => statuses.getStatus(uid),
-    probes: noProbeVerdicts,
-    handlers: createHandlerRunner({ rs: deps.rs, clock }),
+    probes: prober,
+    handlers,
     statuses,
     hooks,
   });
