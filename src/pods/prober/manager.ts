@@ -60,6 +60,18 @@ export function runtimeContainerId(id: string): string {
   return i >= 0 ? id.slice(i + 3) : id;
 }
 
+/** The pod's regular containers the status shows running, with their runtime IDs and start times. */
+function runningContainers(pod: V1Pod, status: V1PodStatus, nowMs: number): { id: string; container: V1Container; startedAtMs: number }[] {
+  const out: { id: string; container: V1Container; startedAtMs: number }[] = [];
+  for (const cs of status.containerStatuses ?? []) {
+    const container = (pod.spec?.containers ?? []).find((c) => c.name === cs.name);
+    if (!cs.containerID || !cs.state?.running || !container) continue;
+    const startedAt = cs.state.running.startedAt ? new Date(cs.state.running.startedAt).getTime() : NaN;
+    out.push({ id: runtimeContainerId(cs.containerID), container, startedAtMs: Number.isFinite(startedAt) ? startedAt : nowMs });
+  }
+  return out;
+}
+
 export function createProbeManager(deps: ProbeManagerDeps): ProbeManager {
   const { clock, logger, metrics } = deps;
   const pods = new Map<string, PodProbes>();
@@ -91,7 +103,8 @@ export function createProbeManager(deps: ProbeManagerDeps): ProbeManager {
   const record = (entry: PodProbes, c: ContainerProbes, kind: ProbeKind, a: ProbeAttempt & { durationMs: number }): void => {
     const meta = entry.pod.metadata ?? {};
     const labels = { probe_type: kind, container: c.container.name, pod: meta.name ?? "", namespace: meta.namespace ?? "" };
-    metrics.probeTotal.inc({ ...labels, result: a.result === "success" ? "successful" : a.result === "failure" ? "failed" : "unknown", pod_uid: meta.uid ?? "" });
+    const result = a.result === "success" ? "successful" : a.result === "failure" ? "failed" : "unknown";
+    metrics.probeTotal.inc({ probe_type: kind, result, container: labels.container, pod: labels.pod, namespace: labels.namespace, pod_uid: meta.uid ?? "" });
     // As upstream: the duration is observed for answered probes, not for failures.
     if (a.result !== "failure") metrics.probeDuration.observe(labels, a.durationMs / 1000);
     if (a.result === "success") return;
@@ -143,22 +156,17 @@ export function createProbeManager(deps: ProbeManagerDeps): ProbeManager {
       }
       let entry = pods.get(uid);
       if (!entry) {
-        entry = { pod, podIP: status.podIP, containers: new Map() };
+        entry = { pod, podIP: status.podIP || undefined, containers: new Map() };
         pods.set(uid, entry);
       }
       entry.pod = pod;
       if (status.podIP) entry.podIP = status.podIP;
       const running = new Set<string>();
       let added = false;
-      for (const cs of status.containerStatuses ?? []) {
-        if (!cs.containerID || !cs.state?.running) continue;
-        const container = (pod.spec?.containers ?? []).find((c) => c.name === cs.name);
-        if (!container) continue;
-        const id = runtimeContainerId(cs.containerID);
-        running.add(id);
-        if (entry.containers.has(id)) continue;
-        const startedAt = cs.state.running.startedAt ? new Date(cs.state.running.startedAt).getTime() : NaN;
-        entry.containers.set(id, startContainer(uid, entry, { id, container, startedAtMs: Number.isFinite(startedAt) ? startedAt : clock.now() }));
+      for (const r of runningContainers(pod, status, clock.now())) {
+        running.add(r.id);
+        if (entry.containers.has(r.id)) continue;
+        entry.containers.set(r.id, startContainer(uid, entry, r));
         added = true;
       }
       for (const [id, c] of entry.containers) {
@@ -167,6 +175,8 @@ export function createProbeManager(deps: ProbeManagerDeps): ProbeManager {
         entry.containers.delete(id);
       }
       if (entry.containers.size === 0) pods.delete(uid);
+      // Pods that went away without a final status (removed from their source) are forgotten here too.
+      for (const other of [...pods.keys()]) if (deps.podByUid(other) === undefined) removePod(other);
       // Until now the answers for the new containers were the cautious "not started, not ready".
       if (added && anyProbe(uid, ["Readiness", "Startup"])) notify(uid);
     },
