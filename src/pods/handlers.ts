@@ -38,11 +38,12 @@ const MAX_OUTPUT = 10 * 1024;
 
 /** Resolves a port given by number or by the name of one of the container's ports. */
 export function resolvePort(port: number | string | undefined, container: V1Container): number | string {
-  if (typeof port === "number") return port;
   if (port === undefined || port === "") return "missing port";
-  if (/^\d+$/.test(port)) return Number(port);
-  const named = (container.ports ?? []).find((p) => p.name === port);
-  return named ? named.containerPort : `couldn't find port ${JSON.stringify(port)} in container ${container.name}`;
+  const named = typeof port === "string" && !/^\d+$/.test(port) ? (container.ports ?? []).find((p) => p.name === port) : undefined;
+  if (typeof port === "string" && !/^\d+$/.test(port) && !named) return `couldn't find port ${JSON.stringify(port)} in container ${container.name}`;
+  const n = named ? named.containerPort : Number(port);
+  // Out of range, a port would make the connection attempt throw instead of failing.
+  return Number.isInteger(n) && n > 0 && n < 65536 ? n : `invalid port number: ${String(n)}`;
 }
 
 export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">; clock: Clock }): HandlerRunner {
@@ -76,6 +77,11 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
       const headers: Record<string, string> = { "User-Agent": "kube-probe/1.33", Accept: "*/*" };
       for (const h of action.httpHeaders ?? []) headers[h.name] = h.value;
       const url = `${scheme === "HTTPS" ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}${path}`;
+      try {
+        new URL(url);
+      } catch {
+        return Promise.resolve({ ok: false, message: `invalid URL ${JSON.stringify(url)}` });
+      }
       return withTimeout(timeoutMs, (signal) =>
         new Promise<HandlerOutcome>((resolve) => {
           const req = (scheme === "HTTPS" ? httpsRequest : httpRequest)(url, { method: "GET", headers, signal, rejectUnauthorized: false }, (res) => {

@@ -27,8 +27,11 @@ describe("resolvePort", () => {
     assert.equal(resolvePort("81", c), 81);
     assert.equal(resolvePort("http", c), 8080);
   });
-  it("explains a name the container does not have", () => {
+  it("explains a name the container does not have, a missing port and one out of range", () => {
     assert.equal(resolvePort("metrics", c), 'couldn\'t find port "metrics" in container web');
+    assert.equal(resolvePort(undefined, c), "missing port");
+    assert.equal(resolvePort(70000, c), "invalid port number: 70000");
+    assert.equal(resolvePort("0", c), "invalid port number: 0");
   });
 });
 
@@ -126,6 +129,9 @@ describe("httpGet", () => {
     const refused = await runner().httpGet(target(), { port: closed }, 1000);
     assert.match(!refused.ok ? refused.message : "", new RegExp(`Get "http://127\\.0\\.0\\.1:${closed}/": .*ECONNREFUSED`));
     assert.deepEqual(await runner().httpGet(target(), { port: "admin" }, 1000), { ok: false, message: 'couldn\'t find port "admin" in container web' });
+    assert.deepEqual(await runner().httpGet(target(), { port: 65536 }, 1000), { ok: false, message: "invalid port number: 65536" });
+    const badHost = await runner().httpGet(target(), { port: 80, host: "bad host" }, 1000);
+    assert.equal(badHost.ok, false, "a host that makes no URL fails instead of throwing");
   });
 
   it("HTTPS accepts a self-signed certificate", async () => {
