@@ -59,11 +59,11 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
         const r = await deps.rs.execSync(t.containerId, command, Math.max(1, Math.ceil(timeoutMs / 1000)));
         const output = Buffer.concat([r.stdout, r.stderr]).subarray(0, MAX_OUTPUT).toString("utf8");
         if (r.exitCode === 0) return { ok: true, output };
-        return { ok: false, message: output !== "" ? output : `command ${JSON.stringify(command)} exited with ${r.exitCode}` };
+        return { ok: false, message: output !== "" ? output : `command ${JSON.stringify(command.join(" "))} exited with ${r.exitCode}` };
       } catch (err) {
         const msg = errorMessage(err);
         const timedOut = /deadline|timeout|timed out/i.test(msg);
-        return { ok: false, message: timedOut ? `command ${JSON.stringify(command)} timed out` : msg, ...(timedOut ? { timedOut } : {}) };
+        return { ok: false, message: timedOut ? `command ${JSON.stringify(command.join(" "))} timed out` : msg, ...(timedOut ? { timedOut } : {}) };
       }
     },
 

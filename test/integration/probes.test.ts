@@ -2,7 +2,7 @@
  * Probes on a real containerd through the real tskubelet command, standalone (static pods): a
  * failing exec liveness probe restarts its container, an httpGet readiness probe follows a file
  * busybox httpd serves, a startup probe holds back liveness, probes against a closed port, a
- * missing named port and a missing binary fail with clear messages without disturbing the other
+ * missing named port, a missing binary and a slow command fail with clear messages without disturbing the other
  * pods, and /metrics/probes counts the results.
  */
 import { after, before, describe, it } from "node:test";
@@ -144,6 +144,13 @@ describe("probes on containerd (standalone)", () => {
     readinessProbe:
       exec: {command: ["/no/such/binary"]}
       periodSeconds: 1
+  - name: slow
+    image: ${IMAGE}
+    command: ["sleep", "3600"]
+    readinessProbe:
+      exec: {command: ["sleep", "5"]}
+      timeoutSeconds: 1
+      periodSeconds: 2
 `,
         ),
       ),
@@ -200,15 +207,15 @@ describe("probes on containerd (standalone)", () => {
     assert.equal(statusOf(p)?.restartCount, 0);
   });
 
-  it("probes against a closed port, a missing named port and a missing binary fail clearly", async () => {
+  it("probes against a closed port, a missing named port, a missing binary and a command past its timeout fail clearly", async () => {
     const messages = await waitFor(() => {
       const m = eventsOf(k.output(), full("broken")).filter((e) => e.reason === "Unhealthy").map((e) => e.message);
-      const want = [/^Readiness probe failed: dial tcp [\d.]+:9999: .*ECONNREFUSED/, /^Readiness probe failed: couldn't find port "admin" in container noport$/, /^Readiness probe failed: .*\/no\/such\/binary/];
+      const want = [/^Readiness probe failed: dial tcp [\d.]+:9999: .*ECONNREFUSED/, /^Readiness probe failed: couldn't find port "admin" in container noport$/, /^Readiness probe failed: .*\/no\/such\/binary/, /^Readiness probe failed: command "sleep 5" timed out$/];
       return want.every((re) => m.some((x) => re.test(x))) ? m : undefined;
     }, { ...WAIT, what: () => `Unhealthy events of the broken pod; so far: ${JSON.stringify(eventsOf(k.output(), full("broken")))}` });
-    assert.ok(messages.length >= 3);
+    assert.ok(messages.length >= 4);
     const p = await k.pod("broken");
-    for (const c of ["closed", "noport", "nobinary"]) {
+    for (const c of ["closed", "noport", "nobinary", "slow"]) {
       assert.ok(statusOf(p, c)?.state?.running, `${c} keeps running`);
       assert.equal(statusOf(p, c)?.ready, false, `${c} is not ready`);
       assert.equal(statusOf(p, c)?.restartCount, 0);
