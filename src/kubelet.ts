@@ -104,11 +104,9 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
   const images = createImageManager({ images: deps.is, backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }), serialize: config.serializeImagePulls, logger, onEvent: events });
   let resolvConf = "";
   const allocatable = () => nodeAllocatable(cluster?.node.node()?.status?.allocatable, deps.machine);
-  // API-backed volumes are rewritten every syncFrequency (upstream: the pod resync), so --sync-frequency sets how fast updates land.
   const probeMetrics = deps.probeMetrics ?? createProbeMetrics();
-  // The prober learns the running containers from the statuses the pod workers set and asks for a
-  // pod sync whenever a verdict changes.
-  // One handler runner for probes and lifecycle hooks.
+  // One handler runner for probes and lifecycle hooks. The prober learns the running containers
+  // from the statuses the pod workers set and asks for a pod sync whenever a verdict changes.
   const handlers = createHandlerRunner({ rs: deps.rs, clock });
   const prober = createProbeManager({
     runner: handlers,
@@ -119,6 +117,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     podByUid: (uid) => pods.getPodByUID(uid),
     onChange: (uid) => pods.onRuntimeEvent(uid),
   });
+  // API-backed volumes are rewritten every syncFrequency (upstream: the pod resync), so --sync-frequency sets how fast updates land.
   const volumes = createVolumeManager({ api: deps.api, clock, logger, events, allocatable }, { rootDir: loaded.flags.rootDir, refreshMs: config.syncFrequency });
   const pods = createPodManager({
     rs: deps.rs,
@@ -289,15 +288,10 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
         for (const s of Object.values(running)) await s.close();
         throw err;
       }
+      signal.addEventListener("abort", () => prober.stop(), { once: true });
+
       // On shutdown, stop acting on pods at once; the pods themselves keep running.
-      signal.addEventListener(
-        "abort",
-        () => {
-          pods.stop();
-          prober.stop();
-        },
-        { once: true },
-      );
+      signal.addEventListener("abort", () => pods.stop(), { once: true });
       const loops: Promise<void>[] = [runtimeHealth.run(signal), relister.run(signal), stats.run(signal), volumes.run(signal)];
       if (deps.api) {
         cluster = await createClusterMode({
