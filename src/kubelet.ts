@@ -156,6 +156,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     getStatus: (uid) => statuses.getStatus(uid),
     probes: prober,
     handlers,
+    rootDir: loaded.flags.rootDir,
     statuses,
     hooks,
   });

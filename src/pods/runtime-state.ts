@@ -13,6 +13,9 @@ import {
   LABEL_POD_NAMESPACE,
   LABEL_POD_UID,
 } from "../api/labels.js";
+import { createTerminationMessages } from "./termination-message.js";
+
+const terminationMessages = createTerminationMessages();
 
 export interface SandboxInfo {
   id: string;
@@ -87,6 +90,11 @@ export async function getRuntimePod(rs: RuntimeService, pod: { uid: string; name
     containers.map(async (c) => {
       try {
         const { status: s } = await rs.containerStatus(c.id);
+        let message = s.message;
+        if (s.state === "CONTAINER_EXITED") {
+          const t = await terminationMessages.read({ id: c.id, exitCode: s.exitCode, logPath: s.logPath, mounts: s.mounts, annotations: s.annotations });
+          if (t !== "") message = message !== "" ? `${message}: ${t}` : t;
+        }
         ctInfos.push({
           id: c.id,
           sandboxId: c.podSandboxId,
@@ -99,7 +107,7 @@ export async function getRuntimePod(rs: RuntimeService, pod: { uid: string; name
           finishedAtMs: nsToMs(s.finishedAt),
           exitCode: s.exitCode,
           reason: s.reason,
-          message: s.message,
+          message,
           hash: s.annotations[ANN_CONTAINER_HASH] ?? "",
           image: s.image.image,
           imageRef: s.imageRef,

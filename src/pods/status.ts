@@ -5,7 +5,7 @@
 import type { V1Container, V1ContainerState, V1ContainerStatus, V1Pod, V1PodCondition, V1PodStatus } from "@kubernetes/client-node";
 import type { ContainerInfo, RuntimePod } from "./runtime-state.js";
 import type { Waiting } from "./plan.js";
-import { latestByName } from "./plan.js";
+import { isSidecar, latestByName } from "./plan.js";
 import { qosClass } from "../containers/resources.js";
 import { noProbeVerdicts, type ProbeVerdicts } from "./probe-verdicts.js";
 
@@ -35,36 +35,26 @@ export function computePodStatus(input: StatusInput): V1PodStatus {
   const { pod, runtime } = input;
   const latest = latestByName(runtime.containers);
   const spec = pod.spec?.containers ?? [];
-  const containerStatuses = spec.map((c) => containerStatus(input, c, latest.get(c.name)));
+  const inits = pod.spec?.initContainers ?? [];
+  const defaultWaiting = inits.length > 0 ? "PodInitializing" : "ContainerCreating";
+  const containerStatuses = spec.map((c) => containerStatus(input, c, latest.get(c.name), defaultWaiting));
+  const initContainerStatuses = inits.map((c) => initContainerStatus(input, c, latest.get(c.name), defaultWaiting));
   const sandbox = runtime.sandboxes[0];
   const sandboxReady = sandbox?.state === "SANDBOX_READY";
   const hostNetwork = pod.spec?.hostNetwork === true;
-  const podIPs = hostNetwork ? input.hostIPs : sandboxReady ? (sandbox?.ips ?? []) : [];
+  let podIPs = hostNetwork ? input.hostIPs : sandboxReady ? (sandbox?.ips ?? []) : [];
 
-  const phase = input.terminal?.phase ?? podPhase(pod.spec?.restartPolicy ?? "Always", containerStatuses);
-  const allReady = containerStatuses.length > 0 && containerStatuses.every((s) => s.ready);
-  const notReady = containerStatuses.filter((s) => !s.ready).map((s) => s.name);
-  const why =
-    phase === "Succeeded"
-      ? { reason: "PodCompleted", message: "" }
-      : { reason: "ContainersNotReady", message: `containers with unready status: [${notReady.join(" ")}]` };
-  const foreign = foreignConditions(input);
-  const gates = allReady ? unreadyGates(pod, foreign) : [];
-  const readyCond =
-    gates.length > 0 ? cond("Ready", false, { reason: "ReadinessGatesNotReady", message: gates.join(", ") }) : cond("Ready", allReady, why);
-  const containersReadyCond = cond("ContainersReady", allReady, why);
-  const conditions: V1PodCondition[] = [
-    cond("PodReadyToStartContainers", sandboxReady && (hostNetwork || podIPs.length > 0)),
-    cond("Initialized", true),
-    readyCond,
-    containersReadyCond,
-    cond("PodScheduled", true),
-  ];
-  for (const c of conditions) {
-    const prev = input.previous?.conditions?.find((p) => p.type === c.type);
-    c.lastTransitionTime = prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : input.now;
-  }
-  conditions.push(...foreign);
+  const policy = pod.spec?.restartPolicy ?? "Always";
+  const initInfo = inits.map((c, i) => ({ status: initContainerStatuses[i] as V1ContainerStatus, sidecar: isSidecar(c) }));
+  const phase = input.terminal?.phase ?? podPhaseOf(policy, initInfo, containerStatuses);
+  // A finished pod's sandbox is stopped; it keeps the IPs it had.
+  if (podIPs.length === 0 && (phase === "Succeeded" || phase === "Failed")) podIPs = (input.previous?.podIPs ?? []).map((x) => x.ip);
+  const conditions = podConditions(input, {
+    phase,
+    initInfo,
+    containerStatuses,
+    sandboxReady: sandboxReady && (hostNetwork || podIPs.length > 0),
+  });
 
   const status: V1PodStatus = {
     phase,
@@ -77,6 +67,7 @@ export function computePodStatus(input: StatusInput): V1PodStatus {
     containerStatuses,
     qosClass: qosClass(pod),
   };
+  if (inits.length > 0) status.initContainerStatuses = initContainerStatuses;
   if (!status.podIP) {
     delete status.podIP;
     delete status.podIPs;
@@ -84,6 +75,39 @@ export function computePodStatus(input: StatusInput): V1PodStatus {
   if (input.terminal?.reason) status.reason = input.terminal.reason;
   if (input.terminal?.message) status.message = input.terminal.message;
   return status;
+}
+
+/** The kubelet's pod conditions (keeping lastTransitionTime while unchanged), then everyone else's. */
+function podConditions(
+  input: StatusInput,
+  x: { phase: string; initInfo: { status: V1ContainerStatus; sidecar: boolean }[]; containerStatuses: V1ContainerStatus[]; sandboxReady: boolean },
+): V1PodCondition[] {
+  const { phase, initInfo, containerStatuses } = x;
+  // Sidecars count for readiness while they are meant to run.
+  const readiness = [...initInfo.filter((i) => i.sidecar && phase !== "Succeeded" && phase !== "Failed").map((i) => i.status), ...containerStatuses];
+  const allReady = containerStatuses.length > 0 && readiness.every((s) => s.ready);
+  const notReady = readiness.filter((s) => !s.ready).map((s) => s.name);
+  const why =
+    phase === "Succeeded"
+      ? { reason: "PodCompleted", message: "" }
+      : { reason: "ContainersNotReady", message: `containers with unready status: [${notReady.join(" ")}]` };
+  const foreign = foreignConditions(input);
+  const gates = allReady ? unreadyGates(input.pod, foreign) : [];
+  const readyCond =
+    gates.length > 0 ? cond("Ready", false, { reason: "ReadinessGatesNotReady", message: gates.join(", ") }) : cond("Ready", allReady, why);
+  const conditions: V1PodCondition[] = [
+    cond("PodReadyToStartContainers", x.sandboxReady),
+    initializedCondition(initInfo, containerStatuses, phase),
+    readyCond,
+    cond("ContainersReady", allReady, why),
+    cond("PodScheduled", true),
+  ];
+  for (const c of conditions) {
+    const prev = input.previous?.conditions?.find((p) => p.type === c.type);
+    c.lastTransitionTime = prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : input.now;
+  }
+  conditions.push(...foreign);
+  return conditions;
 }
 
 /** Conditions others set on the pod (readiness gates): from the pod as the source has it, else our last status. */
@@ -114,7 +138,28 @@ function cond(type: string, ok: boolean, why?: { reason: string; message: string
   return c;
 }
 
-function containerStatus(input: StatusInput, c: V1Container, last: ContainerInfo | undefined): V1ContainerStatus {
+/** Upstream's Initialized: True once every init container completed (sidecars: started) or any app container ran. */
+function initializedCondition(inits: { status: V1ContainerStatus; sidecar: boolean }[], apps: V1ContainerStatus[], phase: string): V1PodCondition {
+  const incomplete = inits
+    .filter((x) => (x.sidecar ? !(x.status.state?.running && x.status.started) : x.status.state?.terminated?.exitCode !== 0))
+    .map((x) => x.status.name);
+  if (phase === "Succeeded") return { type: "Initialized", status: "True", reason: "PodCompleted" };
+  const appRan = apps.some((s) => s.state?.running || s.state?.terminated || s.lastState?.terminated);
+  if (incomplete.length === 0 || appRan) return cond("Initialized", true);
+  return cond("Initialized", false, { reason: "ContainersNotInitialized", message: `containers with incomplete status: [${incomplete.join(" ")}]` });
+}
+
+/** An init container's status: as an app container's, and a completed regular one is ready. */
+function initContainerStatus(input: StatusInput, c: V1Container, last: ContainerInfo | undefined, defaultWaiting: string): V1ContainerStatus {
+  const s = containerStatus(input, c, last, defaultWaiting);
+  if (!isSidecar(c)) {
+    s.ready = s.state?.terminated?.exitCode === 0;
+    if (s.state?.terminated) s.started = false;
+  }
+  return s;
+}
+
+function containerStatus(input: StatusInput, c: V1Container, last: ContainerInfo | undefined, defaultWaiting = "ContainerCreating"): V1ContainerStatus {
   const { runtime } = input;
   const idOf = (x: ContainerInfo): string => `${input.runtimeName}://${x.id}`;
   const status: V1ContainerStatus = {
@@ -130,7 +175,7 @@ function containerStatus(input: StatusInput, c: V1Container, last: ContainerInfo
   const waiting = input.waiting.get(c.name);
   if (last) status.containerID = idOf(last);
   if (!last) {
-    status.state = { waiting: { reason: waiting?.reason ?? "ContainerCreating", ...(waiting?.message ? { message: waiting.message } : {}) } };
+    status.state = { waiting: { reason: waiting?.reason ?? defaultWaiting, ...(waiting?.message ? { message: waiting.message } : {}) } };
     const prev = runtime.containers.find((x) => x.name === c.name);
     if (prev) status.lastState = terminatedState(prev, idOf(prev));
     return status;
@@ -155,7 +200,7 @@ function containerStatus(input: StatusInput, c: V1Container, last: ContainerInfo
     }
     return status;
   }
-  status.state = { waiting: { reason: waiting?.reason ?? "ContainerCreating", ...(waiting?.message ? { message: waiting.message } : {}) } };
+  status.state = { waiting: { reason: waiting?.reason ?? defaultWaiting, ...(waiting?.message ? { message: waiting.message } : {}) } };
   return status;
 }
 
@@ -176,29 +221,77 @@ function terminatedState(x: ContainerInfo, containerID: string): V1ContainerStat
   };
 }
 
-/** The phase rules of upstream's getPhase for regular containers. */
+/** The phase rules of upstream's getPhase for regular containers only. */
 export function podPhase(restartPolicy: string, statuses: V1ContainerStatus[]): string {
-  let running = 0;
-  let waiting = 0;
-  let stopped = 0;
-  let succeeded = 0;
-  for (const s of statuses) {
-    if (s.state?.running) running++;
-    else if (s.state?.terminated) {
-      stopped++;
-      if (s.state.terminated.exitCode === 0) succeeded++;
-    } else if (s.state?.waiting) {
-      if (s.lastState?.terminated) stopped++;
-      else waiting++;
-    }
-  }
-  if (waiting > 0) return "Pending";
-  if (running > 0) return "Running";
-  if (stopped > 0) {
+  return podPhaseOf(restartPolicy, [], statuses);
+}
+
+interface PhaseCounts {
+  running: number;
+  waiting: number;
+  stopped: number;
+  succeeded: number;
+  unknown: number;
+}
+
+/**
+ * Upstream's getPhase: regular init containers gate the pod (Pending while any is pending, Failed
+ * under Never when one failed); sidecars count as running but never as stopped; then the app
+ * containers decide by the restart policy.
+ */
+export function podPhaseOf(restartPolicy: string, inits: { status: V1ContainerStatus; sidecar: boolean }[], statuses: V1ContainerStatus[]): string {
+  const n: PhaseCounts = { running: 0, waiting: 0, stopped: 0, succeeded: 0, unknown: 0 };
+  const init = countInits(inits, n);
+  for (const s of statuses) countApp(s, n);
+  if (init.failed > 0 && restartPolicy === "Never") return "Failed";
+  const appRan = statuses.some((s) => s.state?.running || s.state?.terminated || s.lastState?.terminated);
+  if (init.pending > 0 || (init.pendingSidecars > 0 && !appRan) || init.failed > 0 || n.waiting > 0) return "Pending";
+  if (n.running > 0 && n.unknown === 0) return "Running";
+  if (n.running === 0 && n.stopped > 0 && n.unknown === 0) {
     if (restartPolicy === "Always") return "Running";
-    if (stopped === succeeded) return "Succeeded";
+    if (n.stopped === n.succeeded) return "Succeeded";
     if (restartPolicy === "Never") return "Failed";
     return "Running";
   }
   return "Pending";
+}
+
+/** Regular init containers: pending or failed; sidecars: pending, and running ones count as running. */
+function countInits(inits: { status: V1ContainerStatus; sidecar: boolean }[], n: PhaseCounts): { pending: number; pendingSidecars: number; failed: number } {
+  const out = { pending: 0, pendingSidecars: 0, failed: 0 };
+  for (const { status: s, sidecar } of inits) {
+    if (sidecar) {
+      countSidecar(s, n, out);
+      continue;
+    }
+    if (s.state?.running) out.pending++;
+    else if (s.state?.terminated) out.failed += s.state.terminated.exitCode !== 0 ? 1 : 0;
+    else if (s.state?.waiting && s.lastState?.terminated) out.failed += s.lastState.terminated.exitCode !== 0 ? 1 : 0;
+    else out.pending++;
+  }
+  return out;
+}
+
+function countSidecar(s: V1ContainerStatus, n: PhaseCounts, out: { pendingSidecars: number }): void {
+  if (s.state?.running) {
+    if (!s.started) out.pendingSidecars++;
+    n.running++;
+  } else if (s.state?.waiting && !s.lastState?.terminated) {
+    out.pendingSidecars++;
+    n.waiting++;
+  } else if (!s.state?.terminated && !s.state?.waiting) {
+    out.pendingSidecars++;
+    n.unknown++;
+  }
+}
+
+function countApp(s: V1ContainerStatus, n: PhaseCounts): void {
+  if (s.state?.running) n.running++;
+  else if (s.state?.terminated) {
+    n.stopped++;
+    if (s.state.terminated.exitCode === 0) n.succeeded++;
+  } else if (s.state?.waiting) {
+    if (s.lastState?.terminated) n.stopped++;
+    else n.waiting++;
+  } else n.unknown++;
 }

@@ -19,7 +19,9 @@ import { podCgroupParent } from "../containers/resources.js";
 import { removeCgroup } from "../containers/cgroups.js";
 import type { Backoff } from "./backoff.js";
 import type { EnsureImageResult, ImageManager } from "./images.js";
-import { backoffKey, computePodActions, type PodActions, type Waiting } from "./plan.js";
+import { backoffKey, computePodActions, isSidecar, type ContainerStart, type PodActions, type Waiting } from "./plan.js";
+import { createHookRunner } from "./hooks.js";
+import { terminationMessageMount } from "./termination-message.js";
 import { getRuntimePod, type RuntimePod } from "./runtime-state.js";
 import { computePodStatus } from "./status.js";
 import type { ProbeVerdicts } from "./probe-verdicts.js";
@@ -55,6 +57,8 @@ export interface WorkerEnv {
   probes: ProbeVerdicts;
   /** Runs lifecycle hook actions (exec, httpGet, sleep). */
   handlers: HandlerRunner;
+  /** --root-dir: termination message files live under its pods/<uid>/containers/. */
+  rootDir: string;
 }
 
 /** Why a pod ends Failed whatever its containers' exit codes (e.g. reason Evicted). */
@@ -83,6 +87,14 @@ export interface PodWorker {
 }
 
 const SYNC_ERROR_RETRY_MS = 10_000;
+/** A postStart hook still running after this long is abandoned and counts as failed. */
+const POST_START_TIMEOUT_MS = 120_000;
+
+interface StepResult {
+  changed: boolean;
+  /** Plan again at once (a sidecar started, so the next init container may follow). */
+  again: boolean;
+}
 const MIN_GRACE_SECONDS = 2;
 
 export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
@@ -100,6 +112,11 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
   const done = new Promise<void>((r) => (resolveDone = r));
   let terminated: Promise<void> | undefined;
   let firstSync = true;
+  /** Messages for containers the worker itself ended (PostStartHookError), by container ID. */
+  const notes = new Map<string, string>();
+  const hooks = createHookRunner({ handlers: env.handlers, clock: env.clock });
+  /** The pod's IP, for httpGet hooks. */
+  let podIP: string | undefined = isHostNetwork(pod) ? env.hostIPs()[0] : undefined;
 
   const poke = (): void => {
     dirty = true;
@@ -135,14 +152,29 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     }
   };
 
+  /** The runtime's view, with the messages of containers the worker killed after a failed postStart. */
+  const readRuntime = async (): Promise<RuntimePod> => {
+    const rp = await getRuntimePod(env.rs, ident(pod));
+    for (const c of rp.containers) {
+      const note = notes.get(c.id);
+      if (note !== undefined && c.state !== "CONTAINER_RUNNING") c.message = c.message !== "" ? `${note}: ${c.message}` : note;
+    }
+    return rp;
+  };
+  const podGrace = (): number => pod.spec?.terminationGracePeriodSeconds ?? 30;
+  const specByName = (name: string): V1Container | undefined =>
+    (pod.spec?.containers ?? []).find((c) => c.name === name) ?? (pod.spec?.initContainers ?? []).find((c) => c.name === name);
+
   /** One sync; returns when the next periodic or backoff sync is due. */
   const syncPod = async (): Promise<number> => {
-    const before = await getRuntimePod(env.rs, ident(pod));
+    const before = await readRuntime();
     const actions = computePodActions({ pod, runtime: before, crashBackoff: env.crashBackoff, nowMs: env.clock.now(), probes: env.probes });
     const waiting = new Map<string, Waiting>(actions.waiting);
-    const changed = await execute(actions, before, waiting);
-    const after = changed ? await getRuntimePod(env.rs, ident(pod)) : before;
+    const { changed, again } = await execute(actions, before, waiting);
+    const after = changed ? await readRuntime() : before;
     publishStatus(after, waiting);
+    // Plan again at once (without waiting for a timer): a started sidecar lets the next init container go.
+    if (again) dirty = true;
     const resync = env.clock.now() + env.resyncMs;
     return actions.wakeAtMs !== undefined ? Math.min(actions.wakeAtMs, resync) : waiting.size > 0 ? Math.min(resync, env.clock.now() + SYNC_ERROR_RETRY_MS) : resync;
   };
@@ -170,31 +202,50 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     }
   };
 
-  /** Carries out a plan; records waiting reasons; returns whether anything changed in the runtime. */
-  const execute = async (a: PodActions, rp: RuntimePod, waiting: Map<string, Waiting>): Promise<boolean> => {
+  /** Carries out a plan; records waiting reasons; says whether the runtime changed and whether to re-plan at once. */
+  const execute = async (a: PodActions, rp: RuntimePod, waiting: Map<string, Waiting>): Promise<StepResult> => {
+    const grace = podGrace();
+    const changed = await killStep(a, rp, grace);
+    const started = await startStep(a, waiting);
+    const removed = await removeStep(a);
+    return { changed: changed || started.changed || removed, again: started.again };
+  };
+
+  /** Kills first: the pod, replaced or failed containers, sidecars no longer needed, the finished pod's sandbox. */
+  const killStep = async (a: PodActions, rp: RuntimePod, grace: number): Promise<boolean> => {
     let changed = false;
-    const grace = pod.spec?.terminationGracePeriodSeconds ?? 30;
+    podIP = a.sandbox?.ips[0] ?? rp.sandboxes[0]?.ips[0] ?? podIP;
     if (a.killPod) {
       await killRuntimePod(rp, grace);
       changed = true;
     }
-    await Promise.all(
-      a.containersToKill.map(async (k) => {
-        env.events(pod, "Normal", "Killing", k.message);
-        await env.rs.stopContainer(k.id, Math.max(MIN_GRACE_SECONDS, k.graceSeconds ?? grace));
-        changed = true;
-      }),
-    );
+    if (a.containersToKill.length > 0) {
+      await Promise.all(a.containersToKill.map((k) => killContainer({ id: k.id, name: k.name, graceSeconds: k.graceSeconds ?? grace, message: k.message, running: true })));
+      changed = true;
+    }
+    for (const k of a.sidecarsToStop) {
+      await killContainer({ id: k.id, name: k.name, graceSeconds: k.graceSeconds ?? grace, message: k.message, running: true });
+      changed = true;
+    }
+    if (a.stopSandbox && a.sandbox) {
+      log.v(1).info("every container is done: stopping the pod sandbox");
+      await env.rs.stopPodSandbox(a.sandbox.id);
+      changed = true;
+    }
+    return changed;
+  };
+
+  /** Volumes, the sandbox when one is needed, then the containers to start, in order. */
+  const startStep = async (a: PodActions, waiting: Map<string, Waiting>): Promise<StepResult> => {
+    let changed = false;
     // Volumes before the sandbox, as upstream; a volume that cannot be set up keeps containers waiting.
     const mountFailures = await env.volumes.setUp(pod);
     for (const f of mountFailures) env.events(pod, "Warning", "FailedMount", f.message);
     if (mountFailures.length > 0 && a.containersToStart.length > 0) {
       for (const s of a.containersToStart) waiting.set(s.container.name, { reason: "ContainerCreating", message: "" });
       log.v(2).info("waiting for volumes", { failed: mountFailures.map((f) => f.volume) });
-      return changed;
+      return { changed, again: false };
     }
-    let sandboxId = a.sandbox?.id;
-    let sandboxIPs = a.sandbox?.ips ?? [];
     const sbConfig: PodSandboxConfig = buildSandboxConfig(pod, { ...env.sandbox, attempt: a.createSandbox ? a.sandboxAttempt : (a.sandbox?.attempt ?? 0) });
     // Image checks (and pulls) run alongside sandbox creation rather than after it.
     const images = new Map<string, Promise<EnsureImageResult>>();
@@ -206,39 +257,61 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
       }
       return p;
     };
+    let sandbox: { id: string; ips: string[] } | undefined = a.sandbox ? { id: a.sandbox.id, ips: a.sandbox.ips } : undefined;
     if (a.createSandbox) {
-      if (!isHostNetwork(pod) && !env.networkReady()) {
-        for (const s of a.containersToStart) waiting.set(s.container.name, { reason: "ContainerCreating", message: "" });
-        log.v(2).info("waiting for the runtime network before creating the pod sandbox");
-        return changed;
-      }
       for (const s of a.containersToStart) void imageFor(s.container);
-      try {
-        await mkdir(sbConfig.logDirectory ?? podLogDirectory(env.sandbox.podLogsDir, pod), { recursive: true, mode: 0o755 });
-        const rcName = pod.spec?.runtimeClassName;
-        const handler = rcName ? await (env.runtimeHandler ? env.runtimeHandler(rcName) : Promise.resolve(rcName)) : undefined;
-        sandboxId = await env.rs.runPodSandbox(sbConfig, handler);
-        changed = true;
-        if (!isHostNetwork(pod)) {
-          const st = await env.rs.podSandboxStatus(sandboxId);
-          sandboxIPs = [st.status.network?.ip ?? "", ...(st.status.network?.additionalIps ?? []).map((x) => x.ip)].filter((x) => x !== "");
-        }
-      } catch (err) {
-        const message = `Failed to create pod sandbox: ${errorMessage(err)}`;
-        env.events(pod, "Warning", "FailedCreatePodSandBox", message);
-        env.metrics?.startedPodsErrors.inc();
-        for (const s of a.containersToStart) waiting.set(s.container.name, { reason: "ContainerCreating", message });
-        log.error("failed to create pod sandbox", { err: errorMessage(err) });
-        return true;
-      }
+      const created = await createSandbox(a, sbConfig, waiting);
+      if (!created.ok) return { changed: created.changed, again: false };
+      sandbox = created;
+      changed = true;
     }
-    if (sandboxId !== undefined) {
+    let again = false;
+    if (sandbox !== undefined) {
+      const podIPs = isHostNetwork(pod) ? env.hostIPs() : sandbox.ips;
+      podIP = podIPs[0] ?? podIP;
       for (const s of a.containersToStart) {
-        const ok = await startContainer(s, sandboxId, sbConfig, { podIPs: isHostNetwork(pod) ? env.hostIPs() : sandboxIPs, waiting, image: imageFor(s.container) });
+        const ok = await startContainer(s, sandbox.id, sbConfig, { podIPs, waiting, image: imageFor(s.container) });
         changed = true;
-        if (!ok) break;
+        // A started sidecar lets the next init container start: plan again at once.
+        if (ok && s.kind === "sidecar") again = true;
       }
     }
+    return { changed, again };
+  };
+
+  const createSandbox = async (
+    a: PodActions,
+    sbConfig: PodSandboxConfig,
+    waiting: Map<string, Waiting>,
+  ): Promise<{ ok: true; id: string; ips: string[] } | { ok: false; changed: boolean }> => {
+    if (!isHostNetwork(pod) && !env.networkReady()) {
+      for (const s of a.containersToStart) waiting.set(s.container.name, { reason: "ContainerCreating", message: "" });
+      log.v(2).info("waiting for the runtime network before creating the pod sandbox");
+      return { ok: false, changed: false };
+    }
+    try {
+      await mkdir(sbConfig.logDirectory ?? podLogDirectory(env.sandbox.podLogsDir, pod), { recursive: true, mode: 0o755 });
+      const rcName = pod.spec?.runtimeClassName;
+      const handler = rcName ? await (env.runtimeHandler ? env.runtimeHandler(rcName) : Promise.resolve(rcName)) : undefined;
+      const id = await env.rs.runPodSandbox(sbConfig, handler);
+      let ips: string[] = [];
+      if (!isHostNetwork(pod)) {
+        const st = await env.rs.podSandboxStatus(id);
+        ips = [st.status.network?.ip ?? "", ...(st.status.network?.additionalIps ?? []).map((x) => x.ip)].filter((x) => x !== "");
+      }
+      return { ok: true, id, ips };
+    } catch (err) {
+      const message = `Failed to create pod sandbox: ${errorMessage(err)}`;
+      env.events(pod, "Warning", "FailedCreatePodSandBox", message);
+      env.metrics?.startedPodsErrors.inc();
+      for (const s of a.containersToStart) waiting.set(s.container.name, { reason: "ContainerCreating", message });
+      log.error("failed to create pod sandbox", { err: errorMessage(err) });
+      return { ok: false, changed: true };
+    }
+  };
+
+  const removeStep = async (a: PodActions): Promise<boolean> => {
+    let changed = false;
     for (const id of a.containersToRemove) {
       await env.rs.removeContainer(id).catch((err: unknown) => log.v(2).info("container removal failed", { id, err: errorMessage(err) }));
       changed = true;
@@ -252,30 +325,36 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
   };
 
   const startContainer = async (
-    s: PodActions["containersToStart"][number],
+    s: ContainerStart,
     sandboxId: string,
     sbConfig: PodSandboxConfig,
     ctx: { podIPs: string[]; waiting: Map<string, Waiting>; image: Promise<EnsureImageResult> },
   ): Promise<boolean> => {
     const c = s.container;
+    const containerType = s.kind === "init" || s.kind === "sidecar" ? "init_container" : "container";
     const img = await ctx.image;
     if (!img.ok) {
       ctx.waiting.set(c.name, { reason: img.reason, message: img.message });
-      return true;
+      return false;
     }
     if (!img.pulled) env.events(pod, "Normal", "Pulled", `Container image "${c.image ?? ""}" already present on machine`);
     let id: string;
+    let messageMount: Awaited<ReturnType<typeof terminationMessageMount>>;
     try {
-      const inputs = { envLookup: env.volumes.envLookup, allocatable: env.allocatable(), mountsFor: env.volumes.mountsFor };
+      messageMount = await terminationMessageMount(env.rootDir, pod, c);
+      const mountsFor: typeof env.volumes.mountsFor = async (p, cc, e) => [...(await env.volumes.mountsFor(p, cc, e)), ...(messageMount ? [messageMount] : [])];
+      const inputs = { envLookup: env.volumes.envLookup, allocatable: env.allocatable(), mountsFor };
       const config = await makeContainerConfig(pod, c, { restartCount: s.restartCount, imageRef: img.imageRef, memoryCapacity: env.memoryCapacity, podIPs: ctx.podIPs, hostIPs: env.hostIPs() }, inputs);
       id = await env.rs.createContainer(sandboxId, config, sbConfig);
     } catch (err) {
       const message = errorMessage(err);
       const reason = err instanceof ContainerConfigError ? "CreateContainerConfigError" : "CreateContainerError";
+      // The message file of a container that was never made is of no use (retries would pile them up).
+      if (messageMount) await rm(messageMount.hostPath, { force: true }).catch(() => undefined);
       ctx.waiting.set(c.name, { reason, message });
       env.events(pod, "Warning", "Failed", `Error: ${message}`);
-      env.metrics?.startedContainersErrors.inc({ container_type: "container", code: reason });
-      return true;
+      env.metrics?.startedContainersErrors.inc({ container_type: containerType, code: reason });
+      return false;
     }
     env.events(pod, "Normal", "Created", `Created container ${c.name}`);
     if (s.afterExit) env.crashBackoff.next(backoffKey(pod, c.name), s.afterExit.finishedAtMs);
@@ -285,23 +364,68 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
       const message = errorMessage(err);
       ctx.waiting.set(c.name, { reason: "RunContainerError", message });
       env.events(pod, "Warning", "Failed", `Error: ${message}`);
-      env.metrics?.startedContainersErrors.inc({ container_type: "container", code: "RunContainerError" });
+      env.metrics?.startedContainersErrors.inc({ container_type: containerType, code: "RunContainerError" });
       env.crashBackoff.next(backoffKey(pod, c.name));
-      return true;
+      return false;
     }
-    env.metrics?.startedContainers.inc({ container_type: "container" });
+    env.metrics?.startedContainers.inc({ container_type: containerType });
     env.events(pod, "Normal", "Started", `Started container ${c.name}`);
-    return true;
+    return runPostStart(c, id, ctx.waiting);
   };
 
+  /** postStart runs right after the start; a failure kills the container, which then restarts by policy. */
+  const runPostStart = async (c: V1Container, id: string, waiting: Map<string, Waiting>): Promise<boolean> => {
+    const handler = c.lifecycle?.postStart;
+    if (!handler) return true;
+    const r = await hooks.run(handler, { containerId: id, container: c, podIP }, pod, POST_START_TIMEOUT_MS);
+    if (r.ok) return true;
+    env.events(pod, "Warning", "FailedPostStartHook", r.message);
+    notes.set(id, `PostStartHookError: ${r.message}`);
+    waiting.set(c.name, { reason: "PostStartHookError", message: r.message });
+    await killContainer({ id, name: c.name, graceSeconds: podGrace(), message: "FailedPostStartHook", running: true });
+    return false;
+  };
+
+  /**
+   * Stops one container: its preStop hook first (inside the grace period; a hook still running at
+   * the end of it is abandoned), then StopContainer with what is left, at least 2 s.
+   */
+  const killContainer = async (k: { id: string; name: string; graceSeconds: number; message: string; running: boolean }): Promise<void> => {
+    const { id, name, graceSeconds, message, running } = k;
+    env.events(pod, "Normal", "Killing", message);
+    if (!running) {
+      await env.rs.stopContainer(id, 0);
+      return;
+    }
+    let left = graceSeconds;
+    const spec = specByName(name);
+    const preStop = spec?.lifecycle?.preStop;
+    if (spec && preStop) {
+      const r = await hooks.run(preStop, { containerId: id, container: spec, podIP }, pod, graceSeconds * 1000);
+      if (!r.ok) {
+        env.events(pod, "Warning", "FailedPreStopHook", r.message);
+        log.v(1).info("preStop hook failed", { container: name, timedOut: r.timedOut });
+      }
+      left = graceSeconds - Math.floor(r.elapsedMs / 1000);
+    }
+    await env.rs.stopContainer(id, Math.max(MIN_GRACE_SECONDS, left));
+  };
+
+  /** App (and regular init) containers first, together; then sidecars one by one, last first, in what is left of the grace period. */
   const killRuntimePod = async (rp: RuntimePod, graceSeconds: number): Promise<void> => {
-    const running = rp.containers.filter((c) => c.state === "CONTAINER_RUNNING" || c.state === "CONTAINER_CREATED");
+    const live = rp.containers.filter((c) => c.state === "CONTAINER_RUNNING" || c.state === "CONTAINER_CREATED");
+    const sidecars = (pod.spec?.initContainers ?? []).filter(isSidecar).map((c) => c.name);
+    const deadline = env.clock.now() + graceSeconds * 1000;
+    podIP = rp.sandboxes[0]?.ips[0] ?? podIP;
     await Promise.all(
-      running.map(async (c) => {
-        env.events(pod, "Normal", "Killing", `Stopping container ${c.name}`);
-        await env.rs.stopContainer(c.id, Math.max(c.state === "CONTAINER_CREATED" ? 0 : MIN_GRACE_SECONDS, graceSeconds));
-      }),
+      live.filter((c) => !sidecars.includes(c.name)).map((c) => killContainer({ id: c.id, name: c.name, graceSeconds, message: `Stopping container ${c.name}`, running: c.state === "CONTAINER_RUNNING" })),
     );
+    for (const name of [...sidecars].reverse()) {
+      for (const c of live.filter((x) => x.name === name)) {
+        const left = Math.max(0, Math.ceil((deadline - env.clock.now()) / 1000));
+        await killContainer({ id: c.id, name: c.name, graceSeconds: left, message: `Stopping container ${c.name}`, running: c.state === "CONTAINER_RUNNING" });
+      }
+    }
     for (const sb of rp.sandboxes) if (sb.state === "SANDBOX_READY") await env.rs.stopPodSandbox(sb.id);
   };
 
@@ -323,6 +447,9 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     if (final) {
       status.reason = final.reason;
       status.message = final.message;
+    }
+    for (const c of status.initContainerStatuses ?? []) {
+      c.ready = c.ready && c.state?.terminated?.exitCode === 0 && !isSidecar(specByName(c.name) ?? { name: c.name });
     }
     for (const c of states) {
       c.ready = false;
@@ -346,15 +473,15 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     const grace = graceOverride ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
     for (let attempt = 0; !stopped; attempt++) {
       try {
-        const rp = await getRuntimePod(env.rs, ident(pod));
+        const rp = await readRuntime();
         await killRuntimePod(rp, grace);
-        if ((pod.spec?.containers ?? []).length > 0) publishFinalStatus(await getRuntimePod(env.rs, ident(pod)), final);
+        if ((pod.spec?.containers ?? []).length > 0) publishFinalStatus(await readRuntime(), final);
         for (const c of rp.containers) await env.rs.removeContainer(c.id).catch(() => undefined);
         for (const sb of rp.sandboxes) await env.rs.removePodSandbox(sb.id);
         await rm(podLogDirectory(env.sandbox.podLogsDir, pod), { recursive: true, force: true });
         await env.volumes.tearDown(uid);
         if (env.sandbox.cgroupsPerQOS) await removeCgroup(podCgroupParent(pod, env.sandbox.cgroupRoot)).catch(() => undefined);
-        for (const c of pod.spec?.containers ?? []) env.crashBackoff.reset(backoffKey(pod, c.name));
+        for (const c of [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])]) env.crashBackoff.reset(backoffKey(pod, c.name));
         log.v(1).info("pod terminated and cleaned up");
         return;
       } catch (err) {

@@ -434,3 +434,164 @@ describe("computePodActions: probe verdicts", () => {
     assert.deepEqual(a.containersToStart, []);
   });
 });
+
+// ---- init containers and sidecars ----
+
+function initPod(opts: { restartPolicy?: string; inits: { name: string; sidecar?: boolean }[]; containers?: string[] }): V1Pod {
+  const pod = mkPod({ ...(opts.restartPolicy !== undefined ? { restartPolicy: opts.restartPolicy } : {}), containers: opts.containers ?? ["main"] });
+  if (pod.spec) {
+    pod.spec.initContainers = opts.inits.map((i) => ({ name: i.name, image: "busybox:1.36", imagePullPolicy: "IfNotPresent", ...(i.sidecar ? { restartPolicy: "Always" } : {}) }));
+  }
+  return pod;
+}
+
+/** A container record for an init container (ctr only knows app containers' specs). */
+function ictr(pod: V1Pod, name: string, over: Partial<ContainerInfo> = {}): ContainerInfo {
+  const spec = pod.spec?.initContainers?.find((x) => x.name === name);
+  return ctr(pod, name, { hash: spec ? containerHash(spec) : "deadbeef", ...over });
+}
+
+const kinds = (a: PodActions): [string, string | undefined][] => a.containersToStart.map((s) => [s.container.name, s.kind]);
+
+describe("computePodActions: init containers", () => {
+  it("a new sandbox starts only the first init container", () => {
+    const pod = initPod({ inits: [{ name: "a" }, { name: "b" }] });
+    const a = plan(pod, rt([], []));
+    assert.equal(a.createSandbox, true);
+    assert.deepEqual(kinds(a), [["a", "init"]]);
+  });
+
+  it("init containers run one at a time, in order; app containers start once all exited 0", () => {
+    const pod = initPod({ inits: [{ name: "a" }, { name: "b" }] });
+    const running = plan(pod, rt([sb("sb1")], [ictr(pod, "a")]));
+    assert.deepEqual(running.containersToStart, [], "a still runs: wait");
+    const next = plan(pod, rt([sb("sb1")], [exited(pod, "a", 0)]));
+    assert.deepEqual(kinds(next), [["b", "init"]]);
+    const apps = plan(pod, rt([sb("sb1")], [exited(pod, "b", 0, { createdAtMs: NOW - 20_000 }), exited(pod, "a", 0)]));
+    assert.deepEqual(kinds(apps), [["main", "app"]]);
+  });
+
+  it("completed init containers are not run again once the app containers exist (kubelet restart, app restarts)", () => {
+    const pod = initPod({ inits: [{ name: "a" }] });
+    const a = plan(pod, rt([sb("sb1")], [exited(pod, "main", 1, { restartCount: 0 })]));
+    assert.deepEqual(kinds(a), [["main", "app"]], "a's record is gone, yet init is over");
+    const b = plan(pod, rt([sb("sb1")], [ctr(pod, "main"), exited(pod, "a", 0)]));
+    assert.deepEqual(b.containersToStart, []);
+    assert.deepEqual(b.containersToKill, []);
+  });
+
+  it("a failed init container is retried (restartCount+1) under Always and OnFailure, with crash-loop backoff", () => {
+    for (const policy of ["Always", "OnFailure"]) {
+      const pod = initPod({ restartPolicy: policy, inits: [{ name: "a" }] });
+      const a = plan(pod, rt([sb("sb1")], [exited(pod, "a", 1, { restartCount: 2 })]));
+      assert.deepEqual(started(a), [["a", 3]], policy);
+      assert.ok(a.containersToStart[0]?.afterExit, "the backoff records the exit");
+      assert.equal(a.stopSandbox, false);
+    }
+    const pod = initPod({ restartPolicy: "OnFailure", inits: [{ name: "a" }] });
+    const clock = new FakeClock(NOW);
+    const backoff = createBackoff({ ...CRASHLOOP_BACKOFF, clock });
+    backoff.next(backoffKey(pod, "a"), NOW - 2000);
+    const b = plan(pod, rt([sb("sb1")], [exited(pod, "a", 1, { finishedAtMs: NOW - 1000 })]), backoff);
+    assert.deepEqual(b.containersToStart, []);
+    assert.equal(b.waiting.get("a")?.reason, "CrashLoopBackOff");
+  });
+
+  it("a failed init container under Never: nothing more starts and the sandbox is stopped", () => {
+    const pod = initPod({ restartPolicy: "Never", inits: [{ name: "a" }, { name: "b" }] });
+    const a = plan(pod, rt([sb("sb1")], [exited(pod, "a", 2)]));
+    assert.deepEqual(a.containersToStart, []);
+    assert.equal(a.stopSandbox, true);
+    const after = plan(pod, rt([sb("sb1", { state: "SANDBOX_NOTREADY" })], [exited(pod, "a", 2)]));
+    assert.equal(after.createSandbox, false, "no new sandbox for a failed Never pod");
+    assert.equal(after.killPod, false);
+  });
+
+  it("init containers of an old sandbox do not count: a new sandbox starts over from the first", () => {
+    const pod = initPod({ inits: [{ name: "a" }, { name: "b" }] });
+    const a = plan(pod, rt([sb("sb2", { attempt: 1, createdAtMs: NOW - 1000 }), sb("sb1", { state: "SANDBOX_NOTREADY" })], [exited(pod, "b", 0), exited(pod, "a", 0)]));
+    assert.deepEqual(kinds(a), [["a", "init"]]);
+    assert.equal(a.containersToStart[0]?.restartCount, 1);
+  });
+});
+
+describe("computePodActions: sidecars", () => {
+  it("a sidecar starts in order; the next init container follows once it runs (no startup probe)", () => {
+    const pod = initPod({ inits: [{ name: "proxy", sidecar: true }, { name: "setup" }] });
+    const first = plan(pod, rt([sb("sb1")], []));
+    assert.deepEqual(kinds(first), [["proxy", "sidecar"]]);
+    const second = plan(pod, rt([sb("sb1")], [ictr(pod, "proxy")]));
+    assert.deepEqual(kinds(second), [["setup", "init"]]);
+    const apps = plan(pod, rt([sb("sb1")], [exited(pod, "setup", 0), ictr(pod, "proxy")]));
+    assert.deepEqual(kinds(apps), [["main", "app"]]);
+  });
+
+  it("a sidecar whose startup probe has not passed holds back the next containers", () => {
+    const pod = initPod({ inits: [{ name: "proxy", sidecar: true }] });
+    const side = ictr(pod, "proxy");
+    const a = computePodActions({ pod, runtime: rt([sb("sb1")], [side]), crashBackoff: createBackoff({ ...CRASHLOOP_BACKOFF, clock: new FakeClock(NOW) }), nowMs: NOW, probes: verdicts({ started: { [side.id]: false } }) });
+    assert.deepEqual(a.containersToStart, []);
+    const b = computePodActions({ pod, runtime: rt([sb("sb1")], [side]), crashBackoff: createBackoff({ ...CRASHLOOP_BACKOFF, clock: new FakeClock(NOW) }), nowMs: NOW, probes: verdicts({ started: { [side.id]: true } }) });
+    assert.deepEqual(kinds(b), [["main", "app"]]);
+  });
+
+  it("a sidecar that exits is restarted whatever the pod's restart policy, also after initialization", () => {
+    for (const policy of ["Always", "OnFailure", "Never"]) {
+      const pod = initPod({ restartPolicy: policy, inits: [{ name: "proxy", sidecar: true }] });
+      const a = plan(pod, rt([sb("sb1")], [ctr(pod, "main"), exited(pod, "proxy", 0, { restartCount: 1 })]));
+      assert.deepEqual(started(a), [["proxy", 2]], policy);
+      assert.equal(a.containersToStart[0]?.kind, "sidecar");
+    }
+  });
+
+  it("under Never/OnFailure, once the app containers are done, sidecars are stopped last-first and then the sandbox", () => {
+    const pod = initPod({ restartPolicy: "Never", inits: [{ name: "log", sidecar: true }, { name: "proxy", sidecar: true }] });
+    const a = plan(pod, rt([sb("sb1")], [exited(pod, "main", 0), ictr(pod, "proxy"), ictr(pod, "log")]));
+    assert.deepEqual(a.sidecarsToStop.map((k) => k.name), ["proxy", "log"]);
+    assert.deepEqual(a.containersToStart, []);
+    assert.deepEqual(a.containersToKill, []);
+    assert.equal(a.stopSandbox, true);
+    const onFailure = initPod({ restartPolicy: "OnFailure", inits: [{ name: "proxy", sidecar: true }] });
+    const b = plan(onFailure, rt([sb("sb1")], [exited(onFailure, "main", 1), ictr(onFailure, "proxy")]));
+    assert.deepEqual(b.sidecarsToStop, [], "a failed app container restarts under OnFailure: keep the sidecar");
+    assert.equal(b.stopSandbox, false);
+  });
+
+  it("under Always the sidecar keeps running next to exited app containers", () => {
+    const pod = initPod({ inits: [{ name: "proxy", sidecar: true }] });
+    const a = plan(pod, rt([sb("sb1")], [exited(pod, "main", 0), ictr(pod, "proxy")]));
+    assert.deepEqual(a.sidecarsToStop, []);
+    assert.deepEqual(started(a), [["main", 1]]);
+  });
+
+  it("a sidecar whose liveness probe failed is restarted even under Never", () => {
+    const pod = initPod({ restartPolicy: "Never", inits: [{ name: "proxy", sidecar: true }] });
+    const side = ictr(pod, "proxy");
+    const a = computePodActions({
+      pod,
+      runtime: rt([sb("sb1")], [ctr(pod, "main"), side]),
+      crashBackoff: createBackoff({ ...CRASHLOOP_BACKOFF, clock: new FakeClock(NOW) }),
+      nowMs: NOW,
+      probes: verdicts({ failed: { [side.id]: { probe: "Liveness", message: "Container proxy failed liveness probe, will be restarted", terminationGracePeriodSeconds: undefined } } }),
+    });
+    assert.deepEqual(killed(a), [side.id]);
+    assert.deepEqual(kinds(a), [["proxy", "sidecar"]]);
+  });
+});
+
+describe("computePodActions: finished pods", () => {
+  it("Never: all containers exited → stop the sandbox; Always → restart instead", () => {
+    const never = mkPod({ restartPolicy: "Never" });
+    assert.equal(plan(never, rt([sb("sb1")], [exited(never, "main", 1)])).stopSandbox, true);
+    const onFailure = mkPod({ restartPolicy: "OnFailure" });
+    assert.equal(plan(onFailure, rt([sb("sb1")], [exited(onFailure, "main", 0)])).stopSandbox, true);
+    assert.equal(plan(onFailure, rt([sb("sb1")], [exited(onFailure, "main", 1)])).stopSandbox, false);
+    const always = mkPod();
+    assert.equal(plan(always, rt([sb("sb1")], [exited(always, "main", 0)])).stopSandbox, false);
+  });
+
+  it("Never: one container still running keeps the sandbox", () => {
+    const pod = mkPod({ restartPolicy: "Never", containers: ["a", "b"] });
+    assert.equal(plan(pod, rt([sb("sb1")], [exited(pod, "a", 0), ctr(pod, "b")])).stopSandbox, false);
+  });
+});

@@ -302,6 +302,27 @@ describe("probe workers follow the pod", () => {
     assert.equal(s.m.ready("other", "x"), undefined);
   });
 
+  it("sidecars (init containers with restartPolicy Always) are probed; a running regular init container is known but never probed", async () => {
+    const s = setup([{ name: "app", startupProbe: exec() }]);
+    s.pod.spec = {
+      ...s.pod.spec,
+      containers: s.pod.spec?.containers ?? [],
+      initContainers: [
+        { name: "setup", readinessProbe: exec() },
+        { name: "proxy", restartPolicy: "Always", readinessProbe: { tcpSocket: { port: 15001 }, periodSeconds: 1 } },
+      ],
+    };
+    const running = (name: string, id: string) => ({ name, image: "busybox", imageID: "", restartCount: 0, ready: false, containerID: `containerd://${id}`, state: { running: { startedAt: new Date(s.clock.now()) } } });
+    assert.equal(s.m.started("uid-1", "i1"), false, "unknown while the pod has a startup probe");
+    s.m.observe(s.pod, { phase: "Pending", podIP: "10.0.0.7", initContainerStatuses: [running("setup", "i1"), running("proxy", "i2")] });
+    assert.equal(s.m.started("uid-1", "i1"), undefined, "the regular init container is known: no probe of its own");
+    assert.equal(s.m.ready("uid-1", "i1"), undefined);
+    assert.equal(s.m.ready("uid-1", "i2"), false, "the sidecar waits for its readiness probe");
+    await s.settle();
+    assert.equal(s.m.ready("uid-1", "i2"), true);
+    assert.deepEqual([...new Set(s.runner.calls.map((c) => `${c.container}/${c.action}`))], ["proxy/tcpSocket"]);
+  });
+
   it("stop ends every probe", async () => {
     const s = setup([{ name: "a", readinessProbe: exec() }]);
     s.running({ a: "c1" });

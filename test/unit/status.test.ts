@@ -4,7 +4,7 @@ import type { V1Container, V1ContainerStatus, V1Pod, V1PodStatus } from "@kubern
 import { containerResources, oomScoreAdj, podCgroupParent, qosClass, sharesFromMilli } from "../../src/containers/resources.js";
 import type { Waiting } from "../../src/pods/plan.js";
 import type { ContainerInfo, RuntimePod, SandboxInfo } from "../../src/pods/runtime-state.js";
-import { computePodStatus, podPhase, type StatusInput } from "../../src/pods/status.js";
+import { computePodStatus, podPhase, podPhaseOf, type StatusInput } from "../../src/pods/status.js";
 import { createStatusManager } from "../../src/pods/status-manager.js";
 import type { ProbeVerdicts } from "../../src/pods/probe-verdicts.js";
 
@@ -504,5 +504,128 @@ describe("computePodStatus: readiness gates", () => {
     const previous: V1PodStatus = { conditions: [{ type: "example.com/lb", status: "True" }, { type: "example.com/dns", status: "True" }] };
     const s = status(gated(), rt([sb()], [ctr("main")]), { previous });
     assert.equal(condition(s, "Ready").status, "True");
+  });
+});
+
+// ---- init containers, sidecars, phase ----
+
+function withInits(policy: string, inits: { name: string; sidecar?: boolean }[], containers = ["main"]): V1Pod {
+  const pod = mkPod({ restartPolicy: policy, containers: containers.map((name) => ({ name, image: "nginx:1.25" })) });
+  if (pod.spec) pod.spec.initContainers = inits.map((i) => ({ name: i.name, image: "busybox:1.36", ...(i.sidecar ? { restartPolicy: "Always" } : {}) }));
+  return pod;
+}
+
+function ics(s: V1PodStatus, name: string): V1ContainerStatus {
+  const c = s.initContainerStatuses?.find((x) => x.name === name);
+  assert.ok(c, `init container status ${name}`);
+  return c;
+}
+
+describe("computePodStatus: init containers", () => {
+  it("while the first init container runs: Pending, app waits PodInitializing, Initialized False naming the incomplete ones", () => {
+    const pod = withInits("Always", [{ name: "a" }, { name: "b" }]);
+    const s = status(pod, rt([sb()], [ctr("a")]));
+    assert.equal(s.phase, "Pending");
+    assert.ok(ics(s, "a").state?.running);
+    assert.deepEqual(ics(s, "b").state, { waiting: { reason: "PodInitializing" } });
+    assert.deepEqual(cs(s).state, { waiting: { reason: "PodInitializing" } });
+    const init = condition(s, "Initialized");
+    assert.equal(init.status, "False");
+    assert.equal(init.reason, "ContainersNotInitialized");
+    assert.equal(init.message, "containers with incomplete status: [a b]");
+    assert.equal(condition(s, "Ready").status, "False");
+  });
+
+  it("init done and app running: Initialized True, completed init containers ready, Running", () => {
+    const pod = withInits("Always", [{ name: "a" }]);
+    const s = status(pod, rt([sb()], [ctr("main"), dead("a", 0)]));
+    assert.equal(s.phase, "Running");
+    assert.equal(condition(s, "Initialized").status, "True");
+    assert.equal(ics(s, "a").ready, true);
+    assert.equal(ics(s, "a").state?.terminated?.reason, "Completed");
+    assert.equal(condition(s, "Ready").status, "True");
+  });
+
+  it("a failed init container: Failed under Never; Pending with CrashLoopBackOff under OnFailure", () => {
+    const never = status(withInits("Never", [{ name: "a" }]), rt([sb()], [dead("a", 3)]));
+    assert.equal(never.phase, "Failed");
+    assert.equal(ics(never, "a").state?.terminated?.exitCode, 3);
+    assert.equal(ics(never, "a").ready, false);
+    const waiting = new Map<string, Waiting>([["a", { reason: "CrashLoopBackOff", message: "back-off 10s restarting failed container=a" }]]);
+    const onFailure = status(withInits("OnFailure", [{ name: "a" }]), rt([sb()], [dead("a", 1, { restartCount: 2 })]), { waiting });
+    assert.equal(onFailure.phase, "Pending");
+    assert.equal(ics(onFailure, "a").state?.waiting?.reason, "CrashLoopBackOff");
+    assert.equal(ics(onFailure, "a").lastState?.terminated?.exitCode, 1);
+    assert.equal(ics(onFailure, "a").restartCount, 2);
+    assert.equal(condition(onFailure, "Initialized").message, "containers with incomplete status: [a]");
+  });
+
+  it("a pod without init containers has no initContainerStatuses and waits in ContainerCreating", () => {
+    const s = status(mkPod(), rt([sb()], []));
+    assert.equal(s.initContainerStatuses, undefined);
+    assert.equal(cs(s).state?.waiting?.reason, "ContainerCreating");
+  });
+});
+
+describe("computePodStatus: sidecars", () => {
+  it("a started sidecar completes initialization and counts for readiness", () => {
+    const pod = withInits("Always", [{ name: "proxy", sidecar: true }]);
+    const s = status(pod, rt([sb()], [ctr("main"), ctr("proxy")]), { probes: verdicts({ ready: { "proxy-id": false } }) });
+    assert.equal(s.phase, "Running");
+    assert.equal(ics(s, "proxy").started, true);
+    assert.equal(ics(s, "proxy").ready, false);
+    assert.equal(condition(s, "ContainersReady").status, "False");
+    assert.equal(condition(s, "ContainersReady").message, "containers with unready status: [proxy]");
+  });
+
+  it("a sidecar not started yet (startup probe): Pending, Initialized False", () => {
+    const pod = withInits("Always", [{ name: "proxy", sidecar: true }]);
+    const s = status(pod, rt([sb()], [ctr("proxy")]), { probes: verdicts({ started: { "proxy-id": false } }) });
+    assert.equal(s.phase, "Pending");
+    assert.equal(condition(s, "Initialized").message, "containers with incomplete status: [proxy]");
+  });
+
+  it("Never: app done and sidecar stopped → Succeeded; the sidecar's exit code does not count", () => {
+    const pod = withInits("Never", [{ name: "proxy", sidecar: true }]);
+    const s = status(pod, rt([sb({ state: "SANDBOX_NOTREADY" })], [dead("main", 0), dead("proxy", 137)]));
+    assert.equal(s.phase, "Succeeded");
+    assert.equal(condition(s, "Initialized").status, "True");
+    assert.equal(condition(s, "PodReadyToStartContainers").status, "False");
+  });
+
+  it("Never: app done while the sidecar still runs → Running (until the sidecar is stopped)", () => {
+    const pod = withInits("Never", [{ name: "proxy", sidecar: true }]);
+    const s = status(pod, rt([sb()], [dead("main", 1), ctr("proxy")]));
+    assert.equal(s.phase, "Running");
+  });
+});
+
+describe("podPhaseOf", () => {
+  const rs = (name: string, state: NonNullable<V1ContainerStatus["state"]>, extra: Partial<V1ContainerStatus> = {}): V1ContainerStatus => ({ name, image: "i", imageID: "", ready: false, restartCount: 0, state, ...extra });
+  it("regular init containers gate the phase; sidecars count as running only", () => {
+    const done = { status: rs("i", { terminated: { exitCode: 0 } }), sidecar: false };
+    const failed = { status: rs("i", { terminated: { exitCode: 1 } }), sidecar: false };
+    const runningInit = { status: rs("i", { running: {} }), sidecar: false };
+    const side = { status: rs("s", { running: {} }, { started: true }), sidecar: true };
+    const app = rs("main", { running: {} });
+    const appWaiting = rs("main", { waiting: { reason: "PodInitializing" } });
+    assert.equal(podPhaseOf("Always", [runningInit], [appWaiting]), "Pending");
+    assert.equal(podPhaseOf("Never", [failed], [appWaiting]), "Failed");
+    assert.equal(podPhaseOf("OnFailure", [failed], [appWaiting]), "Pending");
+    assert.equal(podPhaseOf("Always", [done, side], [app]), "Running");
+    assert.equal(podPhaseOf("Never", [done, side], [rs("main", { terminated: { exitCode: 0 } })]), "Running", "the running sidecar keeps it Running");
+    assert.equal(podPhaseOf("Never", [done, { status: rs("s", { terminated: { exitCode: 137 } }), sidecar: true }], [rs("main", { terminated: { exitCode: 0 } })]), "Succeeded");
+  });
+});
+
+describe("computePodStatus: finished pods", () => {
+  it("a finished pod whose sandbox was stopped keeps its previous IPs; a pending one does not", () => {
+    const previous: V1PodStatus = { podIP: "10.244.0.5", podIPs: [{ ip: "10.244.0.5" }] };
+    const done = status(mkPod({ restartPolicy: "Never" }), rt([sb({ state: "SANDBOX_NOTREADY" })], [dead("main", 0)]), { previous });
+    assert.equal(done.phase, "Succeeded");
+    assert.equal(done.podIP, "10.244.0.5");
+    assert.equal(condition(done, "PodReadyToStartContainers").status, "False");
+    const restarting = status(mkPod(), rt([sb({ state: "SANDBOX_NOTREADY" })], [dead("main", 0)]), { previous });
+    assert.equal(restarting.podIP, undefined);
   });
 });

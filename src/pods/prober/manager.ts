@@ -60,14 +60,29 @@ export function runtimeContainerId(id: string): string {
   return i >= 0 ? id.slice(i + 3) : id;
 }
 
-/** The pod's regular containers the status shows running, with their runtime IDs and start times. */
-function runningContainers(pod: V1Pod, status: V1PodStatus, nowMs: number): { id: string; container: V1Container; startedAtMs: number }[] {
-  const out: { id: string; container: V1Container; startedAtMs: number }[] = [];
-  for (const cs of status.containerStatuses ?? []) {
-    const container = (pod.spec?.containers ?? []).find((c) => c.name === cs.name);
+/** The containers probes apply to: the regular ones and sidecars (init containers with restartPolicy Always). */
+function probedContainers(pod: V1Pod | undefined): V1Container[] {
+  return [...(pod?.spec?.initContainers ?? []).filter((c) => c.restartPolicy === "Always"), ...(pod?.spec?.containers ?? [])];
+}
+
+interface RunningContainer {
+  id: string;
+  container: V1Container;
+  startedAtMs: number;
+  /** False for regular init containers: they are known (answers for them are final) but never probed. */
+  probed: boolean;
+}
+
+/** The pod's containers the status shows running, with their runtime IDs and start times. */
+function runningContainers(pod: V1Pod, status: V1PodStatus, nowMs: number): RunningContainer[] {
+  const out: RunningContainer[] = [];
+  const probed = probedContainers(pod);
+  const all = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
+  for (const cs of [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])]) {
+    const container = all.find((c) => c.name === cs.name);
     if (!cs.containerID || !cs.state?.running || !container) continue;
     const startedAt = cs.state.running.startedAt ? new Date(cs.state.running.startedAt).getTime() : NaN;
-    out.push({ id: runtimeContainerId(cs.containerID), container, startedAtMs: Number.isFinite(startedAt) ? startedAt : nowMs });
+    out.push({ id: runtimeContainerId(cs.containerID), container, startedAtMs: Number.isFinite(startedAt) ? startedAt : nowMs, probed: probed.includes(container) });
   }
   return out;
 }
@@ -79,7 +94,7 @@ export function createProbeManager(deps: ProbeManagerDeps): ProbeManager {
 
   const podFor = (uid: string): V1Pod | undefined => pods.get(uid)?.pod ?? deps.podByUid(uid);
   const anyProbe = (uid: string, kinds: ProbeKind[]): boolean =>
-    (podFor(uid)?.spec?.containers ?? []).some((c) => kinds.some((k) => probeOf(c, k) !== undefined));
+    probedContainers(podFor(uid)).some((c) => kinds.some((k) => probeOf(c, k) !== undefined));
 
   const notify = (uid: string): void => {
     try {
@@ -117,10 +132,10 @@ export function createProbeManager(deps: ProbeManagerDeps): ProbeManager {
     }
   };
 
-  const startContainer = (uid: string, entry: PodProbes, running: { id: string; container: V1Container; startedAtMs: number }): ContainerProbes => {
+  const startContainer = (uid: string, entry: PodProbes, running: RunningContainer): ContainerProbes => {
     const { id, container, startedAtMs } = running;
     const c: ContainerProbes = { id, container, workers: {} };
-    for (const kind of KINDS) {
+    for (const kind of running.probed ? KINDS : []) {
       const probe = probeOf(container, kind);
       if (!probe) continue;
       const w = createProbeWorker(kind, probe, {
