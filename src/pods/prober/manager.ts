@@ -144,7 +144,8 @@ export function createProbeManager(deps: ProbeManagerDeps): ProbeManager {
         target: () => ({ containerId: id, container, podIP: entry.podIP }),
         gated: () => kind !== "Startup" && c.workers.Startup !== undefined && c.workers.Startup.result() !== "success",
         alive: () => {
-          if (pods.get(uid) === entry && deps.podByUid(uid) !== undefined) return true;
+          if (pods.get(uid) !== entry) return false;
+          if (deps.podByUid(uid) !== undefined) return true;
           removePod(uid);
           return false;
         },
