@@ -98,7 +98,7 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
             const timedOut = signal.aborted;
             resolve({
               ok: false,
-              message: timedOut ? `Get "${url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)` : `Get "${url}": ${errorMessage(err)}`,
+              message: timedOut ? `Get "${url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)` : `Get "${url}": ${dialError(err, `${hostPort(host)}:${port}`)}`,
               ...(timedOut ? { timedOut } : {}),
             });
           });
@@ -112,7 +112,7 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
       if (typeof port === "string") return Promise.resolve({ ok: false, message: port });
       const host = action.host !== undefined && action.host !== "" ? action.host : (t.podIP ?? "");
       if (host === "") return Promise.resolve({ ok: false, message: "no pod IP to connect to" });
-      const addr = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+      const addr = `${hostPort(host)}:${port}`;
       return withTimeout(timeoutMs, (signal) =>
         new Promise<HandlerOutcome>((resolve) => {
           const s = connect({ host, port, signal });
@@ -122,7 +122,7 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
           });
           s.once("error", (err) => {
             const timedOut = signal.aborted;
-            resolve({ ok: false, message: timedOut ? `dial tcp ${addr}: i/o timeout` : `dial tcp ${addr}: ${errorMessage(err)}`, ...(timedOut ? { timedOut } : {}) });
+            resolve({ ok: false, message: timedOut ? `dial tcp ${addr}: i/o timeout` : dialError(err, addr), ...(timedOut ? { timedOut } : {}) });
           });
         }),
       );
@@ -131,7 +131,7 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
     grpc(t, action, timeoutMs) {
       const host = t.podIP ?? "";
       if (host === "") return Promise.resolve({ ok: false, message: "no pod IP to connect to" });
-      const addr = `${host.includes(":") ? `[${host}]` : host}:${action.port}`;
+      const addr = `${hostPort(host)}:${action.port}`;
       return new Promise<HandlerOutcome>((resolve) => {
         const client = new grpc.Client(addr, grpc.credentials.createInsecure());
         const deadline = new Date(deps.clock.now() + timeoutMs);
@@ -168,6 +168,23 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
       }
     },
   };
+}
+
+const hostPort = (host: string): string => (host.includes(":") ? `[${host}]` : host);
+
+/** Go's words for the usual connection errors ("dial tcp 10.0.0.5:80: connect: connection refused"), as upstream's messages read. */
+const DIAL_ERRORS: Record<string, string> = {
+  ECONNREFUSED: "connect: connection refused",
+  EHOSTUNREACH: "connect: no route to host",
+  ENETUNREACH: "connect: network is unreachable",
+  ETIMEDOUT: "i/o timeout",
+  ECONNRESET: "read: connection reset by peer",
+};
+
+function dialError(err: unknown, addr: string): string {
+  const code = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "";
+  const words = DIAL_ERRORS[code];
+  return words !== undefined ? `dial tcp ${addr}: ${words}` : `dial tcp ${addr}: ${errorMessage(err)}`;
 }
 
 /** Upstream's rule: 2xx and 3xx succeed (a redirect is not followed), everything else fails. */

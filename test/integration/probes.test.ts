@@ -210,7 +210,7 @@ describe("probes on containerd (standalone)", () => {
   it("probes against a closed port, a missing named port, a missing binary and a command past its timeout fail clearly", async () => {
     const messages = await waitFor(() => {
       const m = eventsOf(k.output(), full("broken")).filter((e) => e.reason === "Unhealthy").map((e) => e.message);
-      const want = [/^Readiness probe failed: dial tcp [\d.]+:9999: .*ECONNREFUSED/, /^Readiness probe failed: couldn't find port "admin" in container noport$/, /^Readiness probe failed: .*\/no\/such\/binary/, /^Readiness probe failed: command "sleep 5" timed out$/];
+      const want = [/^Readiness probe failed: dial tcp [\d.]+:9999: connect: connection refused$/, /^Readiness probe failed: couldn't find port "admin" in container noport$/, /^Readiness probe failed: .*\/no\/such\/binary/, /^Readiness probe failed: command "sleep 5" timed out$/];
       return want.every((re) => m.some((x) => re.test(x))) ? m : undefined;
     }, { ...WAIT, what: () => `Unhealthy events of the broken pod; so far: ${JSON.stringify(eventsOf(k.output(), full("broken")))}` });
     assert.ok(messages.length >= 4);
