@@ -19,8 +19,6 @@ import { createImageManager } from "./pods/images.js";
 import { admitSysctls } from "./pods/admission.js";
 import { sysctlAllowlist } from "./containers/sysctls.js";
 import { createPodManager, type PodManager } from "./pods/manager.js";
-import { noProbeVerdicts } from "./pods/probe-verdicts.js";
-import { createHandlerRunner } from "./pods/handlers.js";
 import { createRelister, type Relister } from "./pods/relist.js";
 import { createRuntimeHealth, type RuntimeHealth } from "./pods/runtime-health.js";
 import { createStatusManager, type StatusManager } from "./pods/status-manager.js";
@@ -44,6 +42,9 @@ import {
   type TokenReviewer,
 } from "./server/index.js";
 import { createProbeMetrics, type ProbeMetrics } from "./metrics/probes.js";
+import { createHandlerRunner } from "./pods/handlers.js";
+import { errorMessage } from "./util/errors.js";
+import { createProbeManager } from "./pods/prober/index.js";
 import { apiReviewers } from "./server/auth/index.js";
 import { createStatsProvider } from "./stats/index.js";
 import { startCadvisorServer } from "./server/cadvisor.js";
@@ -108,6 +109,19 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
   const images = createImageManager({ images: deps.is, backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }), serialize: config.serializeImagePulls, logger, onEvent: events });
   let resolvConf = "";
   const allocatable = () => nodeAllocatable(cluster?.node.node()?.status?.allocatable, deps.machine);
+  const probeMetrics = deps.probeMetrics ?? createProbeMetrics();
+  // One handler runner for probes and lifecycle hooks. The prober learns the running containers
+  // from the statuses the pod workers set and asks for a pod sync whenever a verdict changes.
+  const handlers = createHandlerRunner({ rs: deps.rs, clock });
+  const prober = createProbeManager({
+    runner: handlers,
+    clock,
+    logger,
+    events,
+    metrics: probeMetrics,
+    podByUid: (uid) => pods.getPodByUID(uid),
+    onChange: (uid) => pods.onRuntimeEvent(uid),
+  });
   // API-backed volumes are rewritten every syncFrequency (upstream: the pod resync), so --sync-frequency sets how fast updates land.
   const volumes = createVolumeManager({ api: deps.api, clock, logger, events, allocatable }, { rootDir: loaded.flags.rootDir, refreshMs: config.syncFrequency });
   const pods = createPodManager({
@@ -138,10 +152,17 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     volumes,
     allocatable,
     runtimeHandler: (name) => (cluster ? cluster.runtimeHandler(name) : Promise.resolve(name)),
-    setStatus: (pod, status) => statuses.setStatus(pod, status),
+    setStatus: (pod, status) => {
+      try {
+        prober.observe(pod, status);
+      } catch (err) {
+        logger.error("prober could not follow a pod status", { pod: `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`, err: errorMessage(err) });
+      }
+      statuses.setStatus(pod, status);
+    },
     getStatus: (uid) => statuses.getStatus(uid),
-    probes: noProbeVerdicts,
-    handlers: createHandlerRunner({ rs: deps.rs, clock }),
+    probes: prober,
+    handlers,
     rootDir: loaded.flags.rootDir,
     statuses,
     hooks,
@@ -204,7 +225,6 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
 
   const running: Record<string, RunningServer> = {};
   let servingTLS: ServingTLS | undefined;
-  const probeMetrics = deps.probeMetrics ?? createProbeMetrics();
   let resolveReady!: () => void;
   let rejectReady!: (e: unknown) => void;
   const ready = new Promise<void>((res, rej) => {
@@ -276,6 +296,8 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
         for (const s of Object.values(running)) await s.close();
         throw err;
       }
+      signal.addEventListener("abort", () => prober.stop(), { once: true });
+
       // On shutdown, stop acting on pods at once; the pods themselves keep running.
       signal.addEventListener("abort", () => pods.stop(), { once: true });
       const keep = (name: string, run: (s: AbortSignal) => Promise<void>): Promise<void> => supervise(run, { name, clock, logger, signal });

@@ -38,11 +38,12 @@ const MAX_OUTPUT = 10 * 1024;
 
 /** Resolves a port given by number or by the name of one of the container's ports. */
 export function resolvePort(port: number | string | undefined, container: V1Container): number | string {
-  if (typeof port === "number") return port;
   if (port === undefined || port === "") return "missing port";
-  if (/^\d+$/.test(port)) return Number(port);
-  const named = (container.ports ?? []).find((p) => p.name === port);
-  return named ? named.containerPort : `couldn't find port ${JSON.stringify(port)} in container ${container.name}`;
+  const named = typeof port === "string" && !/^\d+$/.test(port) ? (container.ports ?? []).find((p) => p.name === port) : undefined;
+  if (typeof port === "string" && !/^\d+$/.test(port) && !named) return `couldn't find port ${JSON.stringify(port)} in container ${container.name}`;
+  const n = named ? named.containerPort : Number(port);
+  // Out of range, a port would make the connection attempt throw instead of failing.
+  return Number.isInteger(n) && n > 0 && n < 65536 ? n : `invalid port number: ${String(n)}`;
 }
 
 export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">; clock: Clock }): HandlerRunner {
@@ -58,11 +59,11 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
         const r = await deps.rs.execSync(t.containerId, command, Math.max(1, Math.ceil(timeoutMs / 1000)));
         const output = Buffer.concat([r.stdout, r.stderr]).subarray(0, MAX_OUTPUT).toString("utf8");
         if (r.exitCode === 0) return { ok: true, output };
-        return { ok: false, message: output !== "" ? output : `command ${JSON.stringify(command)} exited with ${r.exitCode}` };
+        return { ok: false, message: output !== "" ? output : `command ${JSON.stringify(command.join(" "))} exited with ${r.exitCode}` };
       } catch (err) {
         const msg = errorMessage(err);
         const timedOut = /deadline|timeout|timed out/i.test(msg);
-        return { ok: false, message: timedOut ? `command ${JSON.stringify(command)} timed out` : msg, ...(timedOut ? { timedOut } : {}) };
+        return { ok: false, message: timedOut ? `command ${JSON.stringify(command.join(" "))} timed out` : msg, ...(timedOut ? { timedOut } : {}) };
       }
     },
 
@@ -76,6 +77,11 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
       const headers: Record<string, string> = { "User-Agent": "kube-probe/1.33", Accept: "*/*" };
       for (const h of action.httpHeaders ?? []) headers[h.name] = h.value;
       const url = `${scheme === "HTTPS" ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}${path}`;
+      try {
+        new URL(url);
+      } catch {
+        return Promise.resolve({ ok: false, message: `invalid URL ${JSON.stringify(url)}` });
+      }
       return withTimeout(timeoutMs, (signal) =>
         new Promise<HandlerOutcome>((resolve) => {
           const req = (scheme === "HTTPS" ? httpsRequest : httpRequest)(url, { method: "GET", headers, signal, rejectUnauthorized: false }, (res) => {
@@ -92,7 +98,7 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
             const timedOut = signal.aborted;
             resolve({
               ok: false,
-              message: timedOut ? `Get "${url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)` : `Get "${url}": ${errorMessage(err)}`,
+              message: timedOut ? `Get "${url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)` : `Get "${url}": ${dialError(err, `${hostPort(host)}:${port}`)}`,
               ...(timedOut ? { timedOut } : {}),
             });
           });
@@ -106,7 +112,7 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
       if (typeof port === "string") return Promise.resolve({ ok: false, message: port });
       const host = action.host !== undefined && action.host !== "" ? action.host : (t.podIP ?? "");
       if (host === "") return Promise.resolve({ ok: false, message: "no pod IP to connect to" });
-      const addr = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+      const addr = `${hostPort(host)}:${port}`;
       return withTimeout(timeoutMs, (signal) =>
         new Promise<HandlerOutcome>((resolve) => {
           const s = connect({ host, port, signal });
@@ -116,7 +122,7 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
           });
           s.once("error", (err) => {
             const timedOut = signal.aborted;
-            resolve({ ok: false, message: timedOut ? `dial tcp ${addr}: i/o timeout` : `dial tcp ${addr}: ${errorMessage(err)}`, ...(timedOut ? { timedOut } : {}) });
+            resolve({ ok: false, message: timedOut ? `dial tcp ${addr}: i/o timeout` : dialError(err, addr), ...(timedOut ? { timedOut } : {}) });
           });
         }),
       );
@@ -125,7 +131,7 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
     grpc(t, action, timeoutMs) {
       const host = t.podIP ?? "";
       if (host === "") return Promise.resolve({ ok: false, message: "no pod IP to connect to" });
-      const addr = `${host.includes(":") ? `[${host}]` : host}:${action.port}`;
+      const addr = `${hostPort(host)}:${action.port}`;
       return new Promise<HandlerOutcome>((resolve) => {
         const client = new grpc.Client(addr, grpc.credentials.createInsecure());
         const deadline = new Date(deps.clock.now() + timeoutMs);
@@ -162,6 +168,23 @@ export function createHandlerRunner(deps: { rs: Pick<RuntimeService, "execSync">
       }
     },
   };
+}
+
+const hostPort = (host: string): string => (host.includes(":") ? `[${host}]` : host);
+
+/** Go's words for the usual connection errors ("dial tcp 10.0.0.5:80: connect: connection refused"), as upstream's messages read. */
+const DIAL_ERRORS: Record<string, string> = {
+  ECONNREFUSED: "connect: connection refused",
+  EHOSTUNREACH: "connect: no route to host",
+  ENETUNREACH: "connect: network is unreachable",
+  ETIMEDOUT: "i/o timeout",
+  ECONNRESET: "read: connection reset by peer",
+};
+
+function dialError(err: unknown, addr: string): string {
+  const code = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "";
+  const words = DIAL_ERRORS[code];
+  return words !== undefined ? `dial tcp ${addr}: ${words}` : `dial tcp ${addr}: ${errorMessage(err)}`;
 }
 
 /** Upstream's rule: 2xx and 3xx succeed (a redirect is not followed), everything else fails. */

@@ -1,0 +1,1 @@
+export { createProbeManager, runtimeContainerId, type ProbeManager, type ProbeManagerDeps } from "./manager.js";
