@@ -42,6 +42,7 @@ import { apiReviewers } from "./server/auth/index.js";
 import { createStatsProvider } from "./stats/index.js";
 import { startCadvisorServer } from "./server/cadvisor.js";
 import { createVolumeManager, nodeAllocatable } from "./volumes/index.js";
+import { createEvictionManager, parseThresholds, type EvictionManager } from "./eviction/index.js";
 
 export interface KubeletDeps {
   rs: RuntimeService;
@@ -61,6 +62,8 @@ export interface KubeletDeps {
   probeMetrics?: ProbeMetrics;
   /** The directory /logs/ serves (default /var/log) — tests only. */
   systemLogRoot?: string;
+  /** Overrides the eviction monitoring period (10 s) — tests only. */
+  evictionIntervalMs?: number;
 }
 
 export interface Kubelet {
@@ -72,6 +75,7 @@ export interface Kubelet {
   readonly statuses: StatusManager;
   readonly runtimeHealth: RuntimeHealth;
   readonly relister: Relister;
+  readonly eviction: EvictionManager;
   servers(): Record<string, RunningServer>;
   /** Desired pods with their latest status, as /pods shows them. */
   podsWithStatus(): V1Pod[];
@@ -92,8 +96,9 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     cluster?.events(pod, type, reason, message);
   };
   // Filled in by cluster mode once it exists; the pod manager calls through it.
+  // Eviction's admit handler runs first, as upstream registers it first.
   const hooks: PodManagerHooks = {
-    admit: (pod, active) => cluster?.hooks.admit?.(pod, active),
+    admit: (pod, active) => eviction.admit(pod) ?? cluster?.hooks.admit?.(pod, active),
     onTerminated: (pod) => cluster?.hooks.onTerminated?.(pod),
   };
   const runtimeHealth = createRuntimeHealth({ rs: deps.rs, endpoint: config.containerRuntimeEndpoint, clock, logger, intervalMs: 5_000, onChange: () => cluster?.node.poke() });
@@ -190,6 +195,24 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     { nodeName, rootDir: loaded.flags.rootDir, podLogsDir: config.podLogsDir, cgroupRoot: config.cgroupRoot },
   );
 
+  const eviction = createEvictionManager(
+    {
+      clock,
+      logger,
+      snapshot: () => stats.snapshot((deps.evictionIntervalMs ?? 10_000) / 2),
+      activePods: () => pods.activePods(),
+      evictPod: (pod, grace, final) => pods.evict(pod.metadata?.uid ?? "", grace, final),
+      events,
+      onEviction: (signal) => metrics.evictions.inc({ eviction_signal: signal }),
+      onConditionsChanged: () => cluster?.node.poke(),
+    },
+    {
+      thresholds: parseThresholds(config.evictionHard),
+      pressureTransitionPeriodMs: config.evictionPressureTransitionPeriod,
+      ...(deps.evictionIntervalMs !== undefined ? { intervalMs: deps.evictionIntervalMs } : {}),
+    },
+  );
+
   const running: Record<string, RunningServer> = {};
   let servingTLS: ServingTLS | undefined;
   const probeMetrics = deps.probeMetrics ?? createProbeMetrics();
@@ -249,6 +272,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     statuses,
     runtimeHealth,
     relister,
+    eviction,
     servers: () => running,
     podsWithStatus,
     servingTLS: () => servingTLS,
@@ -266,7 +290,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       }
       // On shutdown, stop acting on pods at once; the pods themselves keep running.
       signal.addEventListener("abort", () => pods.stop(), { once: true });
-      const loops: Promise<void>[] = [runtimeHealth.run(signal), relister.run(signal), stats.run(signal), volumes.run(signal)];
+      const loops: Promise<void>[] = [runtimeHealth.run(signal), relister.run(signal), stats.run(signal), volumes.run(signal), eviction.run(signal)];
       if (deps.api) {
         cluster = await createClusterMode({
           api: deps.api,
@@ -279,6 +303,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
           pods,
           statuses,
           runtimeHealth,
+          pressure: () => ({ memory: eviction.isUnderMemoryPressure(), disk: eviction.isUnderDiskPressure(), pid: eviction.isUnderPIDPressure() }),
           plegAgeMs: () => clock.now() - (relister.lastSuccessMs() || startedAt),
         });
         logger.info("cluster mode", { apiserver: deps.api.server, identity: deps.api.identity() });

@@ -55,6 +55,8 @@ export interface KubeletConfiguration {
   cgroupRoot: string;
   serializeImagePulls: boolean;
   evictionHard: Record<string, string>;
+  /** How long a node pressure condition stays after its signal cleared (ms). */
+  evictionPressureTransitionPeriod: number;
   kubeReserved: Record<string, string>;
   systemReserved: Record<string, string>;
   registerNode: boolean;
