@@ -202,7 +202,15 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
         reconcile();
       });
       terminating.set(uid, { fullName: fullName(pod), done: doneP });
-      return doneP.then(() => true);
+      return doneP.then(() => {
+        // Upstream marks a pod the kubelet terminated for node pressure with a DisruptionTarget condition.
+        const st = env.statuses.getStatus(uid);
+        if (st) {
+          const cond = { type: "DisruptionTarget", status: "True", reason: "TerminationByKubelet", message: final.message, lastTransitionTime: new Date(env.clock.now()) };
+          env.statuses.setStatus(pod, { ...st, conditions: [...(st.conditions ?? []).filter((c) => c.type !== "DisruptionTarget"), cond] });
+        }
+        return true;
+      });
     },
     workerCount: () => workers.size,
     terminatingCount: () => terminating.size,

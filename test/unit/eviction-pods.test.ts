@@ -84,6 +84,8 @@ describe("pod manager: evict", () => {
     assert.equal(st?.reason, "Evicted");
     assert.equal(st?.message, message);
     assert.ok(st?.containerStatuses?.[0]?.state?.terminated, "its container is terminated");
+    const dt = st?.conditions?.find((c) => c.type === "DisruptionTarget");
+    assert.deepEqual([dt?.status, dt?.reason, dt?.message], ["True", "TerminationByKubelet", message]);
     assert.deepEqual(pods.activePods().map((p) => p.metadata?.name), ["bystander"]);
     assert.ok(events.includes("victim Normal Killing"));
 
