@@ -200,7 +200,8 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       clock,
       logger,
       snapshot: () => stats.snapshot((deps.evictionIntervalMs ?? 10_000) / 2),
-      activePods: () => pods.activePods(),
+      // Upstream's active pods: admitted and not yet in a terminal phase.
+      activePods: () => pods.activePods().filter((p) => !["Succeeded", "Failed"].includes(statuses.getStatus(p.metadata?.uid ?? "")?.phase ?? "")),
       evictPod: (pod, grace, final) => pods.evict(pod.metadata?.uid ?? "", grace, final),
       events,
       onEviction: (signal) => metrics.evictions.inc({ eviction_signal: signal }),
