@@ -15,7 +15,7 @@ import type { Rejection } from "../pods/manager.js";
 import { qosClass } from "../containers/resources.js";
 import { hasDedicatedImageFs, observeSignals, type Observations } from "./signals.js";
 import { evictionMessage, isCriticalPod, isStaticPod, localStorageViolation, rankForSignal, type StatsOf } from "./rank.js";
-import { SIGNAL_TO_CONDITION, thresholdQuantity, type NodeConditionType, type Signal, type Threshold } from "./thresholds.js";
+import { SIGNAL_TO_CONDITION, SIGNAL_TO_RESOURCE, thresholdQuantity, type NodeConditionType, type Signal, type Threshold } from "./thresholds.js";
 
 export const EVICTED_REASON = "Evicted";
 /** Upstream's housekeeping interval: how often signals are compared with the thresholds. */
@@ -165,7 +165,7 @@ export function createEvictionManager(deps: EvictionDeps, opts: EvictionOptions)
       log.warn("eviction thresholds met but no pods to evict", { signal: target.signal });
       return [];
     }
-    log.info("attempting to reclaim", { signal: target.signal, resource: target.signal.split(".")[0] });
+    log.info("attempting to reclaim", { signal: target.signal, resource: SIGNAL_TO_RESOURCE[target.signal] });
     for (const pod of rankForSignal(target.signal, active, statsOf, hasDedicatedImageFs(snap))) {
       // Every threshold here is hard: no grace (soft thresholds would use evictionMaxPodGracePeriod).
       const message = evictionMessage(target.signal, pod, statsOf, { met, observations: obs });
