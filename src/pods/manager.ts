@@ -197,20 +197,14 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
       evicted.add(uid);
       const pod = w.pod();
       env.logger.info("evicting pod", { pod: fullName(pod), uid, gracePeriod: grace, reason: final.reason });
-      const doneP = w.terminate(grace, final).finally(() => {
+      // Upstream marks a pod the kubelet terminates for node pressure with a DisruptionTarget condition.
+      const disruption = { type: "DisruptionTarget", status: "True", reason: "TerminationByKubelet", message: final.message, lastTransitionTime: new Date(env.clock.now()) };
+      const doneP = w.terminate(grace, { ...final, conditions: [...(final.conditions ?? []), disruption] }).finally(() => {
         terminating.delete(uid);
         reconcile();
       });
       terminating.set(uid, { fullName: fullName(pod), done: doneP });
-      return doneP.then(() => {
-        // Upstream marks a pod the kubelet terminated for node pressure with a DisruptionTarget condition.
-        const st = env.statuses.getStatus(uid);
-        if (st) {
-          const cond = { type: "DisruptionTarget", status: "True", reason: "TerminationByKubelet", message: final.message, lastTransitionTime: new Date(env.clock.now()) };
-          env.statuses.setStatus(pod, { ...st, conditions: [...(st.conditions ?? []).filter((c) => c.type !== "DisruptionTarget"), cond] });
-        }
-        return true;
-      });
+      return doneP.then(() => true);
     },
     workerCount: () => workers.size,
     terminatingCount: () => terminating.size,
