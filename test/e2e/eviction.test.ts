@@ -4,7 +4,8 @@
  * before the Burstable one when nodefs.available crosses its threshold (phase Failed, reason
  * Evicted, upstream's message, a Warning event, kubelet_evictions), new pods refused while the
  * condition holds, the condition cleared after evictionPressureTransitionPeriod, and a pod evicted
- * for an emptyDir over its sizeLimit while another keeps running.
+ * for an emptyDir over its sizeLimit while another keeps running; then, under MemoryPressure,
+ * BestEffort pods refused and a Burstable pod over its memory request evicted.
  *
  * The threshold is an absolute nodefs.available computed from statfs just before tskubelet starts:
  * MARGIN below the free space. The pods then write into their emptyDirs (on nodefs) to cross it.
@@ -44,12 +45,14 @@ describe("node-pressure eviction end to end", () => {
   let cp: TestCluster;
   let rt: PrivateContainerd;
   let k: TskubeletProcess;
+  let kubeconfig = "";
   const node = "e2e-eviction";
 
   const getJSON = async <T>(args: string[]): Promise<T> => JSON.parse(await cp.kubectl([...args, "-o", "json"])) as T;
   const podJSON = (name: string): Promise<PodJSON> => getJSON<PodJSON>(["get", "pod", name]);
-  const diskPressure = async (): Promise<NodeCondition | undefined> =>
-    (await getJSON<{ status: { conditions?: NodeCondition[] } }>(["get", "node", node]).catch(() => undefined))?.status.conditions?.find((c) => c.type === "DiskPressure");
+  const nodeCondition = async (type: string): Promise<NodeCondition | undefined> =>
+    (await getJSON<{ status: { conditions?: NodeCondition[] } }>(["get", "node", node]).catch(() => undefined))?.status.conditions?.find((c) => c.type === type);
+  const diskPressure = (): Promise<NodeCondition | undefined> => nodeCondition("DiskPressure");
   const events = async (name: string): Promise<EventJSON[]> => (await getJSON<{ items: EventJSON[] }>(["get", "events", "--field-selector", `involvedObject.name=${name}`])).items;
   const apply = (yaml: string): Promise<string> => cp.kubectl(["apply", "-f", "-"], { input: yaml });
   const pod = (name: string, script: string, extra = ""): string => `apiVersion: v1
@@ -73,20 +76,20 @@ ${extra}`;
       const p = await podJSON(name).catch(() => undefined);
       return p?.status.phase === phase ? p : undefined;
     }, { timeoutMs: 120_000, intervalMs: 500, what: () => `${name} ${phase}:\n${k.output().slice(-3000)}` });
-  const conditionIs = (status: string): Promise<NodeCondition> =>
+  const conditionIs = (status: string, type = "DiskPressure"): Promise<NodeCondition> =>
     waitFor(async () => {
-      const c = await diskPressure();
+      const c = await nodeCondition(type);
       return c?.status === status ? c : undefined;
-    }, { timeoutMs: 120_000, intervalMs: 500, what: () => `DiskPressure ${status}:\n${k.output().slice(-3000)}` });
+    }, { timeoutMs: 120_000, intervalMs: 500, what: () => `${type} ${status}:\n${k.output().slice(-3000)}` });
 
   before(async () => {
     [cp, rt] = await Promise.all([startCluster(), startContainerd({ cni: true })]);
-    const kc = await cp.nodeKubeconfig(node);
+    kubeconfig = await cp.nodeKubeconfig(node);
     const s = await statfs(tmpdir());
     const thresholdMi = Math.floor((s.bavail * s.bsize) / Mi) - MARGIN_MI;
     k = await startTskubelet(rt, {
       nodeName: node,
-      extraArgs: [`--kubeconfig=${kc}`, `--eviction-hard=nodefs.available<${thresholdMi}Mi`, `--eviction-pressure-transition-period=${TRANSITION_SECONDS}s`],
+      extraArgs: [`--kubeconfig=${kubeconfig}`, `--eviction-hard=nodefs.available<${thresholdMi}Mi`, `--eviction-pressure-transition-period=${TRANSITION_SECONDS}s`],
     });
     await waitFor(async () => {
       const n = await getJSON<{ status: { conditions?: { type: string; status: string }[] } }>(["get", "node", node]).catch(() => undefined);
@@ -149,5 +152,27 @@ ${extra}`;
     assert.equal((await podJSON("steady")).status.phase, "Running");
     const metrics = await fetch(`http://127.0.0.1:${k.readOnlyPort}/metrics`).then((r) => r.text());
     assert.match(metrics, /^kubelet_evictions\{eviction_signal="emptydirfs\.limit"\} 1$/m);
+  });
+
+  it("under MemoryPressure refuses BestEffort pods and evicts a pod using more memory than it requests", async () => {
+    // A new tskubelet for the same node whose memory threshold is above what this machine has free.
+    for (const n of ["steady", "overflow", "hog", "late"]) await cp.kubectl(["delete", "pod", n, "--ignore-not-found", "--grace-period=0", "--force"]).catch(() => "");
+    await k.cleanup();
+    k = await startTskubelet(rt, { nodeName: node, extraArgs: [`--kubeconfig=${kubeconfig}`, "--eviction-hard=memory.available<99%", `--eviction-pressure-transition-period=${TRANSITION_SECONDS}s`] });
+    const mp = await conditionIs("True", "MemoryPressure");
+    assert.deepEqual([mp.reason, mp.message], ["KubeletHasInsufficientMemory", "kubelet has insufficient memory available"]);
+    assert.equal((await diskPressure())?.status, "False");
+
+    await apply(pod("be-mem", "sleep 3600", scratch()));
+    const be = await phaseOf("be-mem", "Failed");
+    assert.deepEqual([be.status.reason, be.status.message], ["Evicted", "The node had condition: [MemoryPressure]. "]);
+
+    // Burstable pods are admitted under MemoryPressure; this one uses more than its 1k request and is the one evicted.
+    await apply(pod("burst-mem", "sleep 3600", `    resources:\n      requests: {memory: 1k}\n${scratch()}`));
+    const b = await phaseOf("burst-mem", "Failed");
+    assert.equal(b.status.reason, "Evicted");
+    assert.match(b.status.message ?? "", /^The node was low on resource: memory\. Threshold quantity: \w+, available: \w+\. Container main was using \w+, request is 1k, has larger consumption of memory\. $/);
+    const metrics = await fetch(`http://127.0.0.1:${k.readOnlyPort}/metrics`).then((r) => r.text());
+    assert.match(metrics, /^kubelet_evictions\{eviction_signal="memory\.available"\} 1$/m);
   });
 });
