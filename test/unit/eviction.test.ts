@@ -182,6 +182,18 @@ describe("eviction ranking and messages", () => {
     entries.set("uid-disk-req", podEntry(withReq, { disk: 800 * Mi }));
     assert.deepEqual(names(rankForSignal("nodefs.available", [withReq, burstOver, be], statsOf)), ["besteffort", "burst-over", "disk-req"]);
   });
+  it("disk with a dedicated imagefs: nodefs counts logs and volumes, imagefs the writable layers", () => {
+    const layer = pod({ name: "layer" });
+    const vol = pod({ name: "vol" });
+    const local = new Map([
+      ["uid-layer", podEntry(layer, { disk: 900 * Mi })],
+      ["uid-vol", podEntry(vol, { disk: 1 * Mi, emptyDirs: { scratch: 100 * Mi } })],
+    ]);
+    const of = (p: V1Pod): PodEntry | undefined => local.get(p.metadata?.uid ?? "");
+    assert.deepEqual(names(rankForSignal("nodefs.available", [layer, vol], of, false)), ["layer", "vol"], "shared filesystem: everything counts");
+    assert.deepEqual(names(rankForSignal("nodefs.available", [layer, vol], of, true)), ["vol", "layer"]);
+    assert.deepEqual(names(rankForSignal("imagefs.available", [vol, layer], of, true)), ["layer", "vol"]);
+  });
   it("says what ran low, the threshold, what was available and which container used more than it requested", () => {
     const t = parseThresholds({ "memory.available": "100Mi" });
     const obs = observeSignals(snapshot({ memCapacity: 4 * Gi, memWorkingSet: 4 * Gi - 80 * Mi }));
