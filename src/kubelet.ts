@@ -208,7 +208,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       onConditionsChanged: () => cluster?.node.poke(),
     },
     {
-      thresholds: parseThresholds(config.evictionHard),
+      thresholds: parseThresholds(config.evictionHard, config.evictionMinimumReclaim),
       pressureTransitionPeriodMs: config.evictionPressureTransitionPeriod,
       ...(deps.evictionIntervalMs !== undefined ? { intervalMs: deps.evictionIntervalMs } : {}),
     },

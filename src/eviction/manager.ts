@@ -72,11 +72,16 @@ export interface EvictionManager {
 
 const CONDITION_ORDER: NodeConditionType[] = ["MemoryPressure", "DiskPressure", "PIDPressure"];
 
-/** Thresholds whose signal is below them; with `enforceMinReclaim`, those not yet cleared (no minimum reclaim configured here). */
-export function thresholdsMet(thresholds: Threshold[], observations: Observations): Threshold[] {
+/**
+ * Thresholds whose signal is below them. With `enforceMinReclaim` (thresholds already met), the
+ * signal must also have recovered by the threshold's minimum reclaim to count as resolved.
+ */
+export function thresholdsMet(thresholds: Threshold[], observations: Observations, enforceMinReclaim = false): Threshold[] {
   return thresholds.filter((t) => {
     const o = observations.get(t.signal);
-    return o !== undefined && thresholdQuantity(t.value, o.capacity) > o.available;
+    if (o === undefined) return false;
+    const extra = enforceMinReclaim && t.minReclaim ? thresholdQuantity(t.minReclaim, o.capacity) : 0;
+    return thresholdQuantity(t.value, o.capacity) + extra > o.available;
   });
 }
 
@@ -132,8 +137,9 @@ export function createEvictionManager(deps: EvictionDeps, opts: EvictionOptions)
     const obs = observeSignals(snap);
     observations = obs;
     const now = clock.now();
-    // Thresholds met now, plus those met before that have not cleared yet (no minimum reclaim: the same test).
+    // Thresholds met now, plus those met before that have not recovered by their minimum reclaim yet.
     const nowMet = thresholdsMet(opts.thresholds, obs);
+    for (const t of thresholdsMet(met, obs, true)) if (!nowMet.some((m) => m.signal === t.signal)) nowMet.push(t);
     for (const t of [...firstObservedAt.keys()]) if (!nowMet.some((m) => m.signal === t)) firstObservedAt.delete(t);
     for (const t of nowMet) if (!firstObservedAt.has(t.signal)) firstObservedAt.set(t.signal, now);
     updateConditions(nowMet, now);

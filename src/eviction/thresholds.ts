@@ -42,6 +42,8 @@ export interface Threshold {
   value: ThresholdValue;
   /** 0 for hard thresholds: act as soon as the threshold is met. */
   gracePeriodMs: number;
+  /** evictionMinimumReclaim: once met, the signal must recover this much beyond the threshold. */
+  minReclaim?: ThresholdValue;
 }
 
 export function isSignal(s: string): s is Signal {
@@ -49,17 +51,26 @@ export function isSignal(s: string): s is Signal {
 }
 
 /**
- * Parses an eviction map (signal → "100Mi" | "10%"). "0%" and "0" disable a signal, as upstream.
- * Throws an Error naming `field` and the bad entry.
+ * Parses an eviction map (signal → "100Mi" | "10%") and the minimum reclaim per signal. "0%" and
+ * "0" disable a signal, as upstream. Throws an Error naming the field and the bad entry.
  */
-export function parseThresholds(map: Record<string, string>, field = "evictionHard"): Threshold[] {
-  const out: Threshold[] = [];
+export function parseThresholds(map: Record<string, string>, minimumReclaim: Record<string, string> = {}, field = "evictionHard"): Threshold[] {
+  const reclaim = parseMap(minimumReclaim, "evictionMinimumReclaim");
+  return [...parseMap(map, field)].filter(([, v]) => (v.percentage ?? 0) !== 0 || (v.quantity ?? 0) !== 0).map(([signal, value]) => {
+    const t: Threshold = { signal, value, gracePeriodMs: 0 };
+    const r = reclaim.get(signal);
+    if (r) t.minReclaim = r;
+    return t;
+  });
+}
+
+function parseMap(map: Record<string, string>, field: string): Map<Signal, ThresholdValue> {
+  const out = new Map<Signal, ThresholdValue>();
   for (const [signal, text] of Object.entries(map)) {
     if (!isSignal(signal)) throw new Error(`${field}: unknown eviction signal ${JSON.stringify(signal)} (expected one of ${SIGNALS.join(", ")})`);
     const value = parseThresholdValue(text);
     if (typeof value === "string") throw new Error(`${field}: bad value ${JSON.stringify(text)} for ${signal}: ${value}`);
-    if ((value.percentage ?? 0) === 0 && (value.quantity ?? 0) === 0) continue;
-    out.push({ signal, value, gracePeriodMs: 0 });
+    out.set(signal, value);
   }
   return out;
 }

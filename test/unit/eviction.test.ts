@@ -122,6 +122,11 @@ describe("eviction thresholds", () => {
   it("drops signals set to 0 or 0% (disabled), as upstream", () => {
     assert.deepEqual(parseThresholds({ "memory.available": "0", "nodefs.available": "0%", "pid.available": "1000" }).map((x) => x.signal), ["pid.available"]);
   });
+  it("attaches the minimum reclaim of a signal to its threshold", () => {
+    const t = parseThresholds({ "memory.available": "100Mi", "nodefs.available": "10%" }, { "nodefs.available": "5%" });
+    assert.deepEqual(t.map((x) => [x.signal, x.minReclaim]), [["memory.available", undefined], ["nodefs.available", { percentage: 0.05 }]]);
+    assert.throws(() => parseThresholds({}, { "memory.available": "x" }), /evictionMinimumReclaim: bad value "x" for memory\.available/);
+  });
   it("names the field and the entry when a value is bad", () => {
     assert.throws(() => parseThresholds({ "memory.available": "lots" }), /evictionHard: bad value "lots" for memory\.available/);
     assert.throws(() => parseThresholds({ "memory.available": "120%" }), /evictionHard: .*between 0% and 100%/);
@@ -239,7 +244,7 @@ interface Harness {
   lines: string[];
 }
 
-function harness(evictionHard: Record<string, string>, transitionMs = 300_000): Harness {
+function harness(evictionHard: Record<string, string>, transitionMs = 300_000, minimumReclaim: Record<string, string> = {}): Harness {
   const clock = new FakeClock();
   const { logger, lines } = memoryLogger(2);
   const h: Partial<Harness> & { changes: number } = { clock, evicted: [], events: [], metrics: [], changes: 0, node: {}, pods: [], usage: new Map(), lines };
@@ -259,7 +264,7 @@ function harness(evictionHard: Record<string, string>, transitionMs = 300_000): 
       onEviction: (s) => self.metrics.push(s),
       onConditionsChanged: () => self.changes++,
     },
-    { thresholds: parseThresholds(evictionHard), pressureTransitionPeriodMs: transitionMs, intervalMs: 10_000 },
+    { thresholds: parseThresholds(evictionHard, minimumReclaim), pressureTransitionPeriodMs: transitionMs, intervalMs: 10_000 },
   );
   return self;
 }
@@ -315,6 +320,28 @@ describe("eviction manager", () => {
     await h.clock.advance(10_000);
     await h.mgr.synchronize();
     assert.equal(h.mgr.isUnderDiskPressure(), false);
+  });
+
+  it("with a minimum reclaim, a met threshold holds until the signal recovers that much beyond it", async () => {
+    // A short transition period, and passes 10 s apart: only the thresholds themselves hold the condition.
+    const h = harness({ "memory.available": "100Mi" }, 5_000, { "memory.available": "200Mi" });
+    h.pods = [pod({ name: "a" }), pod({ name: "b" }), pod({ name: "c" })];
+    for (const n of ["a", "b", "c"]) h.usage.set(n, { memory: 50 * Mi });
+    const pass = async (availableMi: number): Promise<void> => {
+      h.node = { memCapacity: 4 * Gi, memWorkingSet: 4 * Gi - availableMi * Mi };
+      await h.clock.advance(10_000);
+      await h.mgr.synchronize();
+    };
+    await pass(80);
+    await pass(250);
+    assert.ok(h.mgr.isUnderMemoryPressure(), "250Mi is above 100Mi but not above 100Mi + 200Mi");
+    assert.equal(h.evicted.length, 2);
+    await pass(301);
+    assert.equal(h.mgr.isUnderMemoryPressure(), false);
+    assert.equal(h.evicted.length, 2);
+    await pass(250);
+    assert.equal(h.mgr.isUnderMemoryPressure(), false, "the minimum reclaim applies only to a threshold already met");
+    assert.equal(h.evicted.length, 2);
   });
 
   it("never evicts static pods (critical, as upstream) and moves on to the next candidate", async () => {
@@ -408,6 +435,12 @@ describe("eviction configuration", () => {
     assert.equal(load({}, "").config.evictionPressureTransitionPeriod, 300_000);
     assert.equal(load({ "eviction-pressure-transition-period": "30s" }).config.evictionPressureTransitionPeriod, 30_000);
     assert.equal(load({}, "evictionPressureTransitionPeriod: 1m30s\n").config.evictionPressureTransitionPeriod, 90_000);
+  });
+  it("evictionMinimumReclaim: signal=value flags, a map in the file", () => {
+    assert.deepEqual(load({}, "").config.evictionMinimumReclaim, {});
+    assert.deepEqual(load({ "eviction-minimum-reclaim": "memory.available=0Mi,nodefs.available=500Mi" }).config.evictionMinimumReclaim, { "memory.available": "0Mi", "nodefs.available": "500Mi" });
+    assert.deepEqual(load({}, "evictionMinimumReclaim:\n  imagefs.available: 2Gi\n").config.evictionMinimumReclaim, { "imagefs.available": "2Gi" });
+    assert.throws(() => load({}, "evictionMinimumReclaim:\n  disk: 2Gi\n"), /evictionMinimumReclaim: expected a map of eviction signals .*\(bad entry disk\)/);
   });
   it("a bad value names the field", () => {
     assert.throws(() => load({ "eviction-pressure-transition-period": "soon" }), /flag --eviction-pressure-transition-period: expected a duration/);
