@@ -204,7 +204,10 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       activePods: () => pods.activePods().filter((p) => !["Succeeded", "Failed"].includes(statuses.getStatus(p.metadata?.uid ?? "")?.phase ?? "")),
       evictPod: (pod, grace, final) => pods.evict(pod.metadata?.uid ?? "", grace, final),
       events,
-      onEviction: (signal) => metrics.evictions.inc({ eviction_signal: signal }),
+      onEviction: (signal, statsAgeMs) => {
+        metrics.evictions.inc({ eviction_signal: signal });
+        metrics.evictionStatsAge.observe({ eviction_signal: signal }, statsAgeMs / 1000);
+      },
       onConditionsChanged: () => cluster?.node.poke(),
     },
     {

@@ -38,8 +38,8 @@ export interface EvictionDeps {
    */
   evictPod: (pod: V1Pod, gracePeriodSeconds: number, final: FinalReason) => Promise<boolean>;
   events: EventRecorder;
-  /** Counts an eviction under its signal (kubelet_evictions{eviction_signal}). */
-  onEviction?: (signal: string) => void;
+  /** Counts an eviction under its signal (kubelet_evictions), with the age of the stats it was based on. */
+  onEviction?: (signal: string, statsAgeMs: number) => void;
   /** The set of pressure conditions changed (the node status should be recomputed). */
   onConditionsChanged?: () => void;
 }
@@ -113,7 +113,8 @@ export function createEvictionManager(deps: EvictionDeps, opts: EvictionOptions)
     if (changed) deps.onConditionsChanged?.();
   };
 
-  const evict = async (pod: V1Pod, grace: number, message: string, signal: string): Promise<boolean> => {
+  /** Evicts with no grace: every threshold here is hard, as are local storage limits (soft ones would use evictionMaxPodGracePeriod). */
+  const evict = async (pod: V1Pod, message: string, signal: string, statsTime: number): Promise<boolean> => {
     const name = `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`;
     if (isCriticalPod(pod) && isStaticPod(pod)) {
       log.warn("cannot evict a critical static pod", { pod: name });
@@ -122,13 +123,20 @@ export function createEvictionManager(deps: EvictionDeps, opts: EvictionOptions)
     log.info("evicting pod", { pod: name, signal, message });
     deps.events(pod, "Warning", EVICTED_REASON, message);
     let ok: boolean;
+    // Wait for the pod's cleanup, but not forever: the next pass looks again.
+    const wait = new AbortController();
     try {
-      ok = await Promise.race([deps.evictPod(pod, grace, { reason: EVICTED_REASON, message }), clock.sleep(POD_CLEANUP_TIMEOUT_MS).then(() => true)]);
+      ok = await Promise.race([
+        deps.evictPod(pod, IMMEDIATE_GRACE_SECONDS, { reason: EVICTED_REASON, message }),
+        clock.sleep(POD_CLEANUP_TIMEOUT_MS, wait.signal).then(() => true, () => false),
+      ]);
     } catch (err) {
       log.error("eviction failed", { pod: name, err: errorMessage(err) });
       return false;
+    } finally {
+      wait.abort();
     }
-    if (ok) deps.onEviction?.(signal);
+    if (ok) deps.onEviction?.(signal, clock.now() - statsTime);
     return ok;
   };
 
@@ -159,7 +167,7 @@ export function createEvictionManager(deps: EvictionDeps, opts: EvictionOptions)
       for (const pod of active) {
         const ps = statsOf(pod);
         const v = ps && localStorageViolation(pod, ps);
-        if (v && (await evict(pod, IMMEDIATE_GRACE_SECONDS, v.message, v.signal))) evicted.push(pod);
+        if (v && (await evict(pod, v.message, v.signal, snap.time))) evicted.push(pod);
       }
       if (evicted.length > 0) return evicted;
     }
@@ -173,9 +181,8 @@ export function createEvictionManager(deps: EvictionDeps, opts: EvictionOptions)
     }
     log.info("attempting to reclaim", { signal: target.signal, resource: SIGNAL_TO_RESOURCE[target.signal] });
     for (const pod of rankForSignal(target.signal, active, statsOf, hasDedicatedImageFs(snap))) {
-      // Every threshold here is hard: no grace (soft thresholds would use evictionMaxPodGracePeriod).
       const message = evictionMessage(target.signal, pod, statsOf, { met, observations: obs });
-      if (await evict(pod, IMMEDIATE_GRACE_SECONDS, message, target.signal)) return [pod];
+      if (await evict(pod, message, target.signal, obs.get(target.signal)?.time ?? snap.time)) return [pod];
     }
     log.warn("unable to evict any pods from the node", { signal: target.signal });
     return [];

@@ -132,6 +132,7 @@ ${extra}`;
     assert.equal((await podJSON("keeper")).status.phase, "Running");
     const metrics = await fetch(`http://127.0.0.1:${k.readOnlyPort}/metrics`).then((r) => r.text());
     assert.match(metrics, /^kubelet_evictions\{eviction_signal="nodefs\.available"\} 1$/m);
+    assert.match(metrics, /^kubelet_eviction_stats_age_seconds_count\{eviction_signal="nodefs\.available"\} 1$/m);
   });
 
   it("refuses new pods while DiskPressure holds, then clears it after the transition period", async () => {

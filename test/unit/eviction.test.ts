@@ -392,6 +392,34 @@ describe("eviction manager", () => {
     assert.equal(h.mgr.admit(stat), undefined);
   });
 
+  it("waits for an evicted pod's cleanup at most 30 s, and leaves no timer behind when it is quick", async () => {
+    const h = harness({ "memory.available": "100Mi" });
+    h.pods = [pod({ name: "quick" })];
+    h.node = { memCapacity: 4 * Gi, memWorkingSet: 4 * Gi - 80 * Mi };
+    await h.mgr.synchronize();
+    assert.equal(h.clock.pendingTimers(), 0);
+
+    const clock = new FakeClock();
+    let released = false;
+    const mgr = createEvictionManager(
+      {
+        clock,
+        logger: memoryLogger(0).logger,
+        snapshot: () => Promise.resolve(snapshot({ memCapacity: 4 * Gi, memWorkingSet: 4 * Gi - 80 * Mi }, [podEntry(pod({ name: "stuck" }), {})])),
+        activePods: () => [pod({ name: "stuck" })],
+        evictPod: () => new Promise<boolean>(() => undefined),
+        events: () => undefined,
+        onEviction: () => (released = true),
+      },
+      { thresholds: parseThresholds({ "memory.available": "100Mi" }), pressureTransitionPeriodMs: 300_000 },
+    );
+    const out = mgr.synchronize();
+    await clock.advance(29_000);
+    assert.equal(released, false);
+    await clock.advance(1_000);
+    assert.deepEqual((await out).map((p) => p.metadata?.name), ["stuck"]);
+  });
+
   it("run() monitors every interval on the clock", async () => {
     const h = harness({ "nodefs.available": "10%" });
     h.node = { fsCapacity: 100 * Gi, fsAvailable: 50 * Gi };
