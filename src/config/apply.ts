@@ -144,7 +144,7 @@ function convertEvictionMap(v: unknown, sep: string): { ok: Record<string, strin
   for (const [k, q] of Object.entries(map)) {
     if (!(EVICTION_SIGNALS as readonly string[]).includes(k) || typeof q !== "string") return `${what} (bad entry ${k})`;
     const pct = /^(\d+(?:\.\d+)?)%$/.exec(q);
-    if (pct ? Number(pct[1]) > 100 : parseQuantity(q) === undefined) return `${what} (bad value ${q} for ${k})`;
+    if (pct ? Number(pct[1]) > 100 : (parseQuantity(q) ?? -1) < 0) return `${what} (bad value ${q} for ${k})`;
     out[k] = q;
   }
   return { ok: out };

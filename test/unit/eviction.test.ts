@@ -474,5 +474,6 @@ describe("eviction configuration", () => {
     assert.throws(() => load({ "eviction-pressure-transition-period": "soon" }), /flag --eviction-pressure-transition-period: expected a duration/);
     assert.throws(() => load({}, "evictionPressureTransitionPeriod: 5\n"), /evictionPressureTransitionPeriod: expected a duration/);
     assert.throws(() => load({ "eviction-hard": "memory.available<lots" }), /eviction-hard: .*bad value lots for memory\.available/);
+    assert.throws(() => load({ "eviction-hard": "memory.available<-1Mi" }), /eviction-hard: .*bad value -1Mi for memory\.available/);
   });
 });
