@@ -39,6 +39,8 @@ export interface ClusterDeps {
   runtimeHealth: RuntimeHealth;
   /** Age of the last successful relist, for the PLEG part of Ready. */
   plegAgeMs: () => number;
+  /** Node pressure from the eviction manager (MemoryPressure, DiskPressure, PIDPressure). */
+  pressure?: () => { memory: boolean; disk: boolean; pid: boolean };
 }
 
 export interface ClusterMode {
@@ -102,7 +104,8 @@ export async function createClusterMode(d: ClusterDeps): Promise<ClusterMode> {
       else if (st.networkProblem) reasons.push(st.networkProblem);
       const age = d.plegAgeMs();
       if (age > PLEG_THRESHOLD_MS) reasons.push(`PLEG is not healthy: pleg was last seen active ${Math.round(age / 1000)}s ago; threshold is 3m0s`);
-      return { notReadyReasons: reasons, memoryPressure: false, diskPressure: false, pidPressure: false };
+      const p = d.pressure?.() ?? { memory: false, disk: false, pid: false };
+      return { notReadyReasons: reasons, memoryPressure: p.memory, diskPressure: p.disk, pidPressure: p.pid };
     },
     images: () => d.images.listImages(),
   });

@@ -49,6 +49,7 @@ import { apiReviewers } from "./server/auth/index.js";
 import { createStatsProvider } from "./stats/index.js";
 import { startCadvisorServer } from "./server/cadvisor.js";
 import { createVolumeManager, nodeAllocatable } from "./volumes/index.js";
+import { createEvictionManager, parseThresholds, type EvictionManager } from "./eviction/index.js";
 
 export interface KubeletDeps {
   rs: RuntimeService;
@@ -68,6 +69,8 @@ export interface KubeletDeps {
   probeMetrics?: ProbeMetrics;
   /** The directory /logs/ serves (default /var/log) — tests only. */
   systemLogRoot?: string;
+  /** Overrides the eviction monitoring period (10 s) — tests only. */
+  evictionIntervalMs?: number;
 }
 
 export interface Kubelet {
@@ -79,6 +82,7 @@ export interface Kubelet {
   readonly statuses: StatusManager;
   readonly runtimeHealth: RuntimeHealth;
   readonly relister: Relister;
+  readonly eviction: EvictionManager;
   servers(): Record<string, RunningServer>;
   /** Desired pods with their latest status, as /pods shows them. */
   podsWithStatus(): V1Pod[];
@@ -100,8 +104,9 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
   };
   const sysctls = sysctlAllowlist(config.allowedUnsafeSysctls);
   // Filled in by cluster mode once it exists; the pod manager calls through it.
+  // Eviction's admit handler runs first, as upstream registers it first.
   const hooks: PodManagerHooks = {
-    admit: (pod, active) => admitSysctls(pod, sysctls) ?? cluster?.hooks.admit?.(pod, active),
+    admit: (pod, active) => eviction.admit(pod) ?? admitSysctls(pod, sysctls) ?? cluster?.hooks.admit?.(pod, active),
     onTerminated: (pod) => cluster?.hooks.onTerminated?.(pod),
   };
   const runtimeHealth = createRuntimeHealth({ rs: deps.rs, endpoint: config.containerRuntimeEndpoint, clock, logger, intervalMs: 5_000, onChange: () => cluster?.node.poke() });
@@ -223,6 +228,28 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     { nodeName, rootDir: loaded.flags.rootDir, podLogsDir: config.podLogsDir, cgroupRoot: config.cgroupRoot },
   );
 
+  const eviction = createEvictionManager(
+    {
+      clock,
+      logger,
+      snapshot: () => stats.snapshot((deps.evictionIntervalMs ?? 10_000) / 2),
+      // Upstream's active pods: admitted and not yet in a terminal phase.
+      activePods: () => pods.activePods().filter((p) => !["Succeeded", "Failed"].includes(statuses.getStatus(p.metadata?.uid ?? "")?.phase ?? "")),
+      evictPod: (pod, grace, final) => pods.evict(pod.metadata?.uid ?? "", grace, final),
+      events,
+      onEviction: (signal, statsAgeMs) => {
+        metrics.evictions.inc({ eviction_signal: signal });
+        metrics.evictionStatsAge.observe({ eviction_signal: signal }, statsAgeMs / 1000);
+      },
+      onConditionsChanged: () => cluster?.node.poke(),
+    },
+    {
+      thresholds: parseThresholds(config.evictionHard, config.evictionMinimumReclaim),
+      pressureTransitionPeriodMs: config.evictionPressureTransitionPeriod,
+      ...(deps.evictionIntervalMs !== undefined ? { intervalMs: deps.evictionIntervalMs } : {}),
+    },
+  );
+
   const running: Record<string, RunningServer> = {};
   let servingTLS: ServingTLS | undefined;
   let resolveReady!: () => void;
@@ -281,6 +308,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     statuses,
     runtimeHealth,
     relister,
+    eviction,
     servers: () => running,
     podsWithStatus,
     servingTLS: () => servingTLS,
@@ -306,6 +334,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
         keep("relist", (s) => relister.run(s)),
         keep("stats", (s) => stats.run(s)),
         keep("volumes", (s) => volumes.run(s)),
+        keep("eviction", (s) => eviction.run(s)),
       ];
       if (deps.api) {
         cluster = await createClusterMode({
@@ -319,6 +348,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
           pods,
           statuses,
           runtimeHealth,
+          pressure: () => ({ memory: eviction.isUnderMemoryPressure(), disk: eviction.isUnderDiskPressure(), pid: eviction.isUnderPIDPressure() }),
           plegAgeMs: () => clock.now() - (relister.lastSuccessMs() || startedAt),
         });
         logger.info("cluster mode", { apiserver: deps.api.server, identity: deps.api.identity() });

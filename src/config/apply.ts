@@ -100,7 +100,7 @@ export function convertField(spec: Exclude<FieldSpec, { kind: "object" }>, v: un
     case "quantityMap":
       return convertQuantityMap(spec.keys, v);
     case "evictionMap":
-      return convertEvictionMap(v);
+      return convertEvictionMap(v, spec.flagSep ?? "<");
     case "taints":
       return convertTaints(v);
   }
@@ -136,15 +136,15 @@ function convertQuantityMap(keys: readonly string[] | undefined, v: unknown): { 
   return { ok: out };
 }
 
-function convertEvictionMap(v: unknown): { ok: Record<string, string> } | string {
-  const map = typeof v === "string" ? parseKeyValueList(v, "<") : v;
+function convertEvictionMap(v: unknown, sep: string): { ok: Record<string, string> } | string {
+  const map = typeof v === "string" ? parseKeyValueList(v, sep) : v;
   const what = `a map of eviction signals (${EVICTION_SIGNALS.join(", ")}) to a quantity or a percentage`;
   if (!isPlainObject(map)) return what;
   const out: Record<string, string> = {};
   for (const [k, q] of Object.entries(map)) {
     if (!(EVICTION_SIGNALS as readonly string[]).includes(k) || typeof q !== "string") return `${what} (bad entry ${k})`;
     const pct = /^(\d+(?:\.\d+)?)%$/.exec(q);
-    if (pct ? Number(pct[1]) > 100 : parseQuantity(q) === undefined) return `${what} (bad value ${q} for ${k})`;
+    if (pct ? Number(pct[1]) > 100 : (parseQuantity(q) ?? -1) < 0) return `${what} (bad value ${q} for ${k})`;
     out[k] = q;
   }
   return { ok: out };

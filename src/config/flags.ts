@@ -58,6 +58,8 @@ export const CONFIG_FLAGS: ConfigFlag[] = [
   { flag: "seccomp-default", path: "seccompDefault", help: "Use RuntimeDefault as the default seccomp profile", bool: true },
   { flag: "serialize-image-pulls", path: "serializeImagePulls", help: "Pull one image at a time (default true)", bool: true },
   { flag: "eviction-hard", path: "evictionHard", help: "Hard eviction thresholds, e.g. memory.available<100Mi" },
+  { flag: "eviction-minimum-reclaim", path: "evictionMinimumReclaim", help: "Minimum reclaim per signal once a threshold is met, e.g. memory.available=0Mi,nodefs.available=500Mi" },
+  { flag: "eviction-pressure-transition-period", path: "evictionPressureTransitionPeriod", help: "How long a node pressure condition is held after its signal clears (default 5m0s)" },
   { flag: "kube-reserved", path: "kubeReserved", help: "Resources reserved for Kubernetes components, e.g. cpu=100m,memory=256Mi" },
   { flag: "system-reserved", path: "systemReserved", help: "Resources reserved for the system, e.g. cpu=100m,memory=256Mi" },
   { flag: "register-node", path: "registerNode", help: "Register the node with the apiserver (default true)", bool: true },

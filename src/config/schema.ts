@@ -15,7 +15,7 @@ export type FieldSpec =
   | { kind: "duration"; default: number }
   | { kind: "stringList"; default: string[]; check?: (v: string) => string | undefined }
   | { kind: "quantityMap"; default: Record<string, string>; keys?: readonly string[] }
-  | { kind: "evictionMap"; default: Record<string, string> }
+  | { kind: "evictionMap"; default: Record<string, string>; /** Flag syntax: signal<value (default) or signal=value. */ flagSep?: "<" | "=" }
   | { kind: "taints"; default: [] }
   | { kind: "object"; fields: Schema };
 
@@ -103,6 +103,8 @@ export const kubeletConfigSchema: Schema = {
     kind: "evictionMap",
     default: { "memory.available": "100Mi", "nodefs.available": "10%", "nodefs.inodesFree": "5%", "imagefs.available": "15%" },
   },
+  evictionPressureTransitionPeriod: { kind: "duration", default: 300_000 },
+  evictionMinimumReclaim: { kind: "evictionMap", default: {}, flagSep: "=" },
   kubeReserved: { kind: "quantityMap", default: {}, keys: RESERVED_KEYS },
   systemReserved: { kind: "quantityMap", default: {}, keys: RESERVED_KEYS },
   registerNode: { kind: "bool", default: true },
@@ -143,9 +145,7 @@ export const KNOWN_BUT_IGNORED = new Set([
   "volumePluginDir",
   "evictionSoft",
   "evictionSoftGracePeriod",
-  "evictionPressureTransitionPeriod",
   "evictionMaxPodGracePeriod",
-  "evictionMinimumReclaim",
   "podsPerCore",
   "enableControllerAttachDetach",
   "makeIPTablesUtilChains",

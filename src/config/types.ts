@@ -57,6 +57,10 @@ export interface KubeletConfiguration {
   seccompDefault: boolean;
   serializeImagePulls: boolean;
   evictionHard: Record<string, string>;
+  /** How long a node pressure condition stays after its signal cleared (ms). */
+  evictionPressureTransitionPeriod: number;
+  /** How much more than its threshold a signal must recover before the threshold counts as resolved. */
+  evictionMinimumReclaim: Record<string, string>;
   kubeReserved: Record<string, string>;
   systemReserved: Record<string, string>;
   registerNode: boolean;

@@ -25,6 +25,8 @@ export interface KubeletMetrics {
   runtimeOperationsDuration: Histogram<"operation_type">;
   plegRelistDuration: Histogram;
   plegLastSeen: Gauge;
+  evictions: Counter<"eviction_signal">;
+  evictionStatsAge: Histogram<"eviction_signal">;
   httpRequests: Counter<"method" | "path" | "server_type" | "long_running">;
   httpRequestsDuration: Histogram<"method" | "path" | "server_type" | "long_running">;
   httpInflight: Gauge<"method" | "path" | "server_type" | "long_running">;
@@ -60,6 +62,13 @@ export function createKubeletMetrics(opts: { nodeName: string; processMetrics?: 
     runtimeOperationsDuration: new Histogram({ name: "kubelet_runtime_operations_duration_seconds", help: "Duration in seconds of runtime operations. Broken down by operation type.", labelNames: ["operation_type"], buckets: RUNTIME_OP_BUCKETS, ...r }),
     plegRelistDuration: new Histogram({ name: "kubelet_pleg_relist_duration_seconds", help: "Duration in seconds for relisting pods in PLEG.", ...r }),
     plegLastSeen: new Gauge({ name: "kubelet_pleg_last_seen_seconds", help: "Timestamp in seconds when PLEG was last seen active.", ...r }),
+    evictions: new Counter({ name: "kubelet_evictions", help: "Cumulative number of pod evictions by eviction signal", labelNames: ["eviction_signal"], ...r }),
+    evictionStatsAge: new Histogram({
+      name: "kubelet_eviction_stats_age_seconds",
+      help: "Time between when stats are collected, and when pod is evicted based on those stats by eviction signal",
+      labelNames: ["eviction_signal"],
+      ...r,
+    }),
     httpRequests: new Counter({ name: "kubelet_http_requests_total", help: "Number of the http requests received since the server started", labelNames: ["method", "path", "server_type", "long_running"], ...r }),
     httpRequestsDuration: new Histogram({ name: "kubelet_http_requests_duration_seconds", help: "Duration in seconds to serve http requests", labelNames: ["method", "path", "server_type", "long_running"], ...r }),
     httpInflight: new Gauge({ name: "kubelet_http_inflight_requests", help: "Number of the inflight http requests", labelNames: ["method", "path", "server_type", "long_running"], ...r }),

@@ -8,7 +8,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "../util/log.js";
 import { ANN_CONFIG_SOURCE, ANN_POD_TERMINATION_GRACE, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID } from "../api/labels.js";
 import type { RelistSnapshot } from "./relist.js";
-import { createPodWorker, type PodWorker, type WorkerEnv } from "./worker.js";
+import { createPodWorker, type FinalReason, type PodWorker, type WorkerEnv } from "./worker.js";
 import type { StatusManager } from "./status-manager.js";
 
 export interface PodManager {
@@ -28,6 +28,13 @@ export interface PodManager {
   housekeeping(snap: RelistSnapshot): void;
   /** Stops all workers without touching pods (kubelet shutdown). */
   stop(): void;
+  /** Pods with a running worker (admitted, not terminating): the candidates for eviction. */
+  activePods(): V1Pod[];
+  /**
+   * Evicts a pod: kills it with the grace period, ends its status Failed with `final`, and never
+   * starts it again. Resolves when it is cleaned up: true, or false when it was not running here.
+   */
+  evict(uid: string, gracePeriodSeconds: number, final: FinalReason): Promise<boolean>;
   /** Resolves when every worker of the given pods finished its first full start (tests, benchmarks). */
   workerCount(): number;
   terminatingCount(): number;
@@ -54,6 +61,8 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
   /** Pods deleted through the API that finished terminating: never started again. */
   const finished = new Set<string>();
   const rejected = new Set<string>();
+  /** Pods evicted under node pressure: their Failed status stays, and they never run again. */
+  const evicted = new Set<string>();
   let desired = new Map<string, V1Pod>();
   let desiredVersion = 0;
   let stopped = false;
@@ -98,10 +107,11 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
       if (!want) startTermination(uid, w, undefined, false);
       else if (want.metadata?.deletionTimestamp) startTermination(uid, w, want.metadata.deletionGracePeriodSeconds ?? undefined, true);
     }
-    for (const uid of [...finished, ...rejected]) {
-      if (!desired.has(uid)) {
+    for (const uid of [...finished, ...rejected, ...evicted]) {
+      if (!desired.has(uid) && !terminating.has(uid)) {
         finished.delete(uid);
         rejected.delete(uid);
+        evicted.delete(uid);
         env.statuses.remove(uid);
       }
     }
@@ -111,7 +121,7 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
         if (w.pod() !== pod) w.update(pod);
         continue;
       }
-      if (terminating.has(uid) || finished.has(uid) || rejected.has(uid)) continue;
+      if (terminating.has(uid) || finished.has(uid) || rejected.has(uid) || evicted.has(uid)) continue;
       if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") {
         // Already terminal in the API (e.g. completed before a restart): never run again.
         continue;
@@ -178,6 +188,23 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
     stop() {
       stopped = true;
       for (const w of workers.values()) w.stop();
+    },
+    activePods: () => [...workers.values()].map((w) => w.pod()),
+    evict(uid, grace, final) {
+      const w = workers.get(uid);
+      if (!w || stopped) return Promise.resolve(false);
+      workers.delete(uid);
+      evicted.add(uid);
+      const pod = w.pod();
+      env.logger.info("evicting pod", { pod: fullName(pod), uid, gracePeriod: grace, reason: final.reason });
+      // Upstream marks a pod the kubelet terminates for node pressure with a DisruptionTarget condition.
+      const disruption = { type: "DisruptionTarget", status: "True", reason: "TerminationByKubelet", message: final.message, lastTransitionTime: new Date(env.clock.now()) };
+      const doneP = w.terminate(grace, { ...final, conditions: [...(final.conditions ?? []), disruption] }).finally(() => {
+        terminating.delete(uid);
+        reconcile();
+      });
+      terminating.set(uid, { fullName: fullName(pod), done: doneP });
+      return doneP.then(() => true);
     },
     workerCount: () => workers.size,
     terminatingCount: () => terminating.size,

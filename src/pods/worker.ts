@@ -5,7 +5,7 @@
  * the runtime and re-plans.
  */
 import { mkdir, rm } from "node:fs/promises";
-import type { V1Container, V1Pod, V1PodStatus } from "@kubernetes/client-node";
+import type { V1Container, V1Pod, V1PodCondition, V1PodStatus } from "@kubernetes/client-node";
 import type { PodSandboxConfig, RuntimeService } from "../cri/types.js";
 import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
@@ -67,6 +67,8 @@ export interface WorkerEnv {
 export interface FinalReason {
   reason: string;
   message: string;
+  /** Conditions the final status carries (e.g. DisruptionTarget), replacing any of the same type. */
+  conditions?: V1PodCondition[];
 }
 
 export interface PodWorker {
@@ -451,6 +453,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     if (final) {
       status.reason = final.reason;
       status.message = final.message;
+      for (const c of final.conditions ?? []) status.conditions = [...(status.conditions ?? []).filter((x) => x.type !== c.type), c];
     }
     for (const c of status.initContainerStatuses ?? []) {
       c.ready = c.ready && c.state?.terminated?.exitCode === 0 && !isSidecar(specByName(c.name) ?? { name: c.name });
