@@ -42,6 +42,11 @@ import { apiReviewers } from "./server/auth/index.js";
 import { createStatsProvider } from "./stats/index.js";
 import { startCadvisorServer } from "./server/cadvisor.js";
 import { createVolumeManager, nodeAllocatable } from "./volumes/index.js";
+import { createApiObjectSource } from "./volumes/objects.js";
+import { createImageGC, testImageGCPeriodMs, IMAGE_GC_PERIOD_MS } from "./images/gc.js";
+import { createPodCredentials } from "./images/pull-secrets.js";
+import { createContainerGC, CONTAINER_GC_PERIOD_MS } from "./gc/containers.js";
+import { imageSizeBucket } from "./metrics/index.js";
 
 export interface KubeletDeps {
   rs: RuntimeService;
@@ -59,6 +64,9 @@ export interface KubeletDeps {
   tokenReviewer?: TokenReviewer;
   accessReviewer?: AccessReviewer;
   probeMetrics?: ProbeMetrics;
+  /** Overrides the image GC period (5 min) and the container GC period (1 min) — tests only. */
+  imageGCPeriodMs?: number;
+  containerGCPeriodMs?: number;
   /** The directory /logs/ serves (default /var/log) — tests only. */
   systemLogRoot?: string;
 }
@@ -98,7 +106,25 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
   };
   const runtimeHealth = createRuntimeHealth({ rs: deps.rs, endpoint: config.containerRuntimeEndpoint, clock, logger, intervalMs: 5_000, onChange: () => cluster?.node.poke() });
   const crashBackoff = createBackoff({ ...CRASHLOOP_BACKOFF, clock });
-  const images = createImageManager({ images: deps.is, backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }), serialize: config.serializeImagePulls, logger, onEvent: events });
+  const secrets = deps.api ? createApiObjectSource(deps.api, clock) : undefined;
+  const credentials = createPodCredentials({
+    ...(secrets ? { secret: (ns: string, name: string) => secrets.secret(ns, name) } : {}),
+    rootDir: loaded.flags.rootDir,
+    clock,
+    logger,
+    events,
+  });
+  const images = createImageManager({
+    images: deps.is,
+    backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }),
+    serialize: config.serializeImagePulls,
+    maxParallel: config.maxParallelImagePulls,
+    clock,
+    logger,
+    credentials,
+    onEvent: events,
+    onPulled: (o) => metrics.imagePullDuration.observe({ image_size_in_bytes: imageSizeBucket(o.sizeBytes) }, o.seconds),
+  });
   let resolvConf = "";
   const allocatable = () => nodeAllocatable(cluster?.node.node()?.status?.allocatable, deps.machine);
   // API-backed volumes are rewritten every syncFrequency (upstream: the pod resync), so --sync-frequency sets how fast updates land.
@@ -134,6 +160,20 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     statuses,
     hooks,
   });
+
+  const imageGC = createImageGC(
+    { images: deps.is, runtime: deps.rs, clock, logger, onRemoved: (reason) => metrics.imageGarbageCollected.inc({ reason }) },
+    {
+      periodMs: deps.imageGCPeriodMs ?? testImageGCPeriodMs() ?? IMAGE_GC_PERIOD_MS,
+      highThresholdPercent: config.imageGCHighThresholdPercent,
+      lowThresholdPercent: config.imageGCLowThresholdPercent,
+      minAgeMs: config.imageMinimumGCAge,
+    },
+  );
+  const containerGC = createContainerGC(
+    { runtime: deps.rs, clock, logger, podKnown: (uid) => pods.podKnown(uid), sourcesReady: () => pods.sourcesReady() },
+    { periodMs: deps.containerGCPeriodMs ?? CONTAINER_GC_PERIOD_MS, minAgeMs: 0, podLogsDir: config.podLogsDir },
+  );
 
   let lastHousekeeping = 0;
   const relister = createRelister({
@@ -266,7 +306,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       }
       // On shutdown, stop acting on pods at once; the pods themselves keep running.
       signal.addEventListener("abort", () => pods.stop(), { once: true });
-      const loops: Promise<void>[] = [runtimeHealth.run(signal), relister.run(signal), stats.run(signal), volumes.run(signal)];
+      const loops: Promise<void>[] = [runtimeHealth.run(signal), relister.run(signal), stats.run(signal), volumes.run(signal), imageGC.run(signal), containerGC.run(signal)];
       if (deps.api) {
         cluster = await createClusterMode({
           api: deps.api,

@@ -170,6 +170,9 @@ function crossFieldErrors(c: KubeletConfiguration, f: KubeletFlags): string[] {
   if (c.imageGCLowThresholdPercent > c.imageGCHighThresholdPercent) {
     errs.push(`imageGCLowThresholdPercent (${c.imageGCLowThresholdPercent}) must not be greater than imageGCHighThresholdPercent (${c.imageGCHighThresholdPercent})`);
   }
+  if (c.serializeImagePulls && c.maxParallelImagePulls > 1) {
+    errs.push(`maxParallelImagePulls (${c.maxParallelImagePulls}) cannot be larger than 1 unless serializeImagePulls (--serialize-image-pulls) is set to false`);
+  }
   if (c.fileCheckFrequency <= 0) errs.push("fileCheckFrequency: expected a positive duration");
   if (c.runtimeRequestTimeout <= 0) errs.push("runtimeRequestTimeout: expected a positive duration");
   if (c.nodeStatusUpdateFrequency <= 0) errs.push("nodeStatusUpdateFrequency: expected a positive duration");

@@ -96,6 +96,8 @@ export const kubeletConfigSchema: Schema = {
   cgroupsPerQOS: { kind: "bool", default: true },
   cgroupRoot: { kind: "string", default: "" },
   serializeImagePulls: { kind: "bool", default: true },
+  // Upstream leaves it unset (no limit); 0 stands for unset here.
+  maxParallelImagePulls: { kind: "int", default: 0, min: 0 },
   evictionHard: {
     kind: "evictionMap",
     default: { "memory.available": "100Mi", "nodefs.available": "10%", "nodefs.inodesFree": "5%", "imagefs.available": "15%" },
@@ -165,7 +167,6 @@ export const KNOWN_BUT_IGNORED = new Set([
   "seccompDefault",
   "registryPullQPS",
   "registryBurst",
-  "maxParallelImagePulls",
   "contentType",
   "configMapAndSecretChangeDetectionStrategy",
 ]);

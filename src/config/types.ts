@@ -54,6 +54,7 @@ export interface KubeletConfiguration {
   cgroupsPerQOS: boolean;
   cgroupRoot: string;
   serializeImagePulls: boolean;
+  maxParallelImagePulls: number;
   evictionHard: Record<string, string>;
   kubeReserved: Record<string, string>;
   systemReserved: Record<string, string>;

@@ -1,13 +1,19 @@
 /**
- * Makes sure a container's image is present, following imagePullPolicy, with the pull backoff
- * (ErrImagePull, then ImagePullBackOff) and serialized pulls when configured.
+ * Makes sure a container's image is present, following imagePullPolicy, with registry credentials
+ * from the pod's imagePullSecrets (and the node's docker config), the per-image pull backoff
+ * (ErrImagePull, then ImagePullBackOff) and serialized or bounded-parallel pulls.
  */
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import type { AuthConfig, ImageService, PodSandboxConfig } from "../cri/types.js";
+import { CriError } from "../cri/errors.js";
 import type { Backoff } from "./backoff.js";
+import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
+import type { Keyring } from "../images/credentials.js";
+import { formatDuration } from "../config/duration.js";
 import { errorMessage } from "../util/errors.js";
 import { isValidImageReference } from "./validation.js";
+import { defaultPullPolicy } from "./defaults.js";
 
 export type EnsureImageResult =
   | { ok: true; imageRef: string; pulled: boolean }
@@ -17,23 +23,86 @@ export interface ImageManager {
   ensureImage(pod: V1Pod, c: V1Container, sandbox: PodSandboxConfig | undefined, auth?: AuthConfig[]): Promise<EnsureImageResult>;
 }
 
+/** What a pull recorded, for kubelet_image_pull_duration_seconds. */
+export interface PullObservation {
+  seconds: number;
+  sizeBytes: number;
+}
+
 export interface ImageManagerOptions {
   images: ImageService;
   backoff: Backoff;
+  /** true: one pull at a time (serializeImagePulls). */
   serialize: boolean;
+  /** With serialize false: at most this many pulls at once (maxParallelImagePulls); 0 or absent: no limit. */
+  maxParallel?: number;
   logger: Logger;
-  /** Event hooks (Pulling / Pulled / Failed / BackOff). */
+  clock: Clock;
+  /** The credentials for a pod (its imagePullSecrets, then the node's); absent: pull without credentials. */
+  credentials?: (pod: V1Pod) => Promise<Keyring>;
+  /** Event hooks (Pulling / Pulled / Failed / BackOff / ErrImageNeverPull). */
   onEvent?: (pod: V1Pod, type: "Normal" | "Warning", reason: string, message: string) => void;
+  onPulled?: (o: PullObservation) => void;
+}
+
+/** A counting semaphore; limit 0 means no limit. */
+function createLimiter(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (limit > 0 && active >= limit) await new Promise<void>((res) => waiting.push(res));
+    else active++;
+    try {
+      return await fn();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  };
+}
+
+const GRPC_CODE_NAMES: Record<number, string> = {
+  1: "Canceled",
+  2: "Unknown",
+  3: "InvalidArgument",
+  4: "DeadlineExceeded",
+  5: "NotFound",
+  7: "PermissionDenied",
+  8: "ResourceExhausted",
+  9: "FailedPrecondition",
+  12: "Unimplemented",
+  13: "Internal",
+  14: "Unavailable",
+  16: "Unauthenticated",
+};
+
+/** The runtime's error as upstream shows it in the waiting message: `rpc error: code = X desc = ...`. */
+export function pullErrorText(err: unknown): string {
+  if (err instanceof CriError && err.grpcCode !== undefined && err.details !== "") {
+    return `rpc error: code = ${GRPC_CODE_NAMES[err.grpcCode] ?? String(err.grpcCode)} desc = ${err.details}`;
+  }
+  return errorMessage(err);
+}
+
+/** The effective pull policy: the container's, else upstream's default for the image. */
+export function effectivePullPolicy(c: V1Container): "Always" | "IfNotPresent" | "Never" {
+  const p = c.imagePullPolicy;
+  if (p === "Always" || p === "IfNotPresent" || p === "Never") return p;
+  return defaultPullPolicy(c.image ?? "");
+}
+
+/** Whether to pull: Always pulls every time, IfNotPresent only when missing, Never never. */
+export function shouldPull(policy: "Always" | "IfNotPresent" | "Never", present: boolean): boolean {
+  if (policy === "Always") return true;
+  if (policy === "Never") return false;
+  return !present;
 }
 
 export function createImageManager(opts: ImageManagerOptions): ImageManager {
-  let queue: Promise<unknown> = Promise.resolve();
-  const serialized = <T>(fn: () => Promise<T>): Promise<T> => {
-    if (!opts.serialize) return fn();
-    const run = queue.then(fn, fn);
-    queue = run.catch(() => undefined);
-    return run;
-  };
+  const limit = opts.serialize ? 1 : Math.max(0, opts.maxParallel ?? 0);
+  const limited = createLimiter(limit);
+  const lastError = new Map<string, string>();
   const event = (pod: V1Pod, type: "Normal" | "Warning", reason: string, message: string): void => opts.onEvent?.(pod, type, reason, message);
 
   return {
@@ -46,11 +115,12 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
       } catch (err) {
         return { ok: false, reason: "ImageInspectError", message: `Failed to inspect image "${image}": ${errorMessage(err)}` };
       }
-      const policy = c.imagePullPolicy ?? "IfNotPresent";
-      if (present && policy !== "Always") {
-        return { ok: true, imageRef: present, pulled: false };
-      }
-      if (policy === "Never") {
+      const policy = effectivePullPolicy(c);
+      if (!shouldPull(policy, present !== undefined)) {
+        if (present !== undefined) {
+          event(pod, "Normal", "Pulled", `Container image "${image}" already present on machine`);
+          return { ok: true, imageRef: present, pulled: false };
+        }
         const message = `Container image "${image}" is not present with pull policy of Never`;
         event(pod, "Warning", "ErrImageNeverPull", message);
         return { ok: false, reason: "ErrImageNeverPull", message };
@@ -59,29 +129,53 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
       if (opts.backoff.isInBackoffSinceUpdate(key)) {
         const message = `Back-off pulling image "${image}"`;
         event(pod, "Normal", "BackOff", message);
-        return { ok: false, reason: "ImagePullBackOff", message };
+        const prev = lastError.get(key);
+        return { ok: false, reason: "ImagePullBackOff", message: prev !== undefined ? `${message}: ${prev}` : message };
       }
       event(pod, "Normal", "Pulling", `Pulling image "${image}"`);
-      const started = process.hrtime.bigint();
-      const attempts = auth && auth.length > 0 ? auth : [undefined];
-      let lastErr: unknown;
-      for (const a of attempts) {
+      const queued = opts.clock.now();
+      let attempts: (AuthConfig | undefined)[] = auth && auth.length > 0 ? auth : [];
+      if (attempts.length === 0 && opts.credentials) {
         try {
-          const ref = await serialized(() => opts.images.pullImage({ image }, a, sandbox));
-          const secs = Number(process.hrtime.bigint() - started) / 1e9;
-          event(pod, "Normal", "Pulled", `Successfully pulled image "${image}" in ${secs.toFixed(3)}s`);
-          opts.backoff.reset(key);
-          return { ok: true, imageRef: ref || present || image, pulled: true };
+          attempts = (await opts.credentials(pod)).lookup(image);
         } catch (err) {
-          lastErr = err;
+          opts.logger.info("could not read image pull credentials; pulling without them", { pod: pod.metadata?.name, err: errorMessage(err) });
         }
       }
-      // Under policy Always a failed pull fails even when the image is present locally, as upstream.
-      opts.backoff.next(key);
-      const message = `Failed to pull image "${image}": ${errorMessage(lastErr)}`;
-      opts.logger.v(1).info("image pull failed", { pod: pod.metadata?.name, image, err: errorMessage(lastErr) });
-      event(pod, "Warning", "Failed", message);
-      return { ok: false, reason: "ErrImagePull", message };
+      if (attempts.length === 0) attempts = [undefined];
+      let lastErr: unknown;
+      const pulled = await limited(async () => {
+        const started = opts.clock.now();
+        for (const a of attempts) {
+          try {
+            const ref = await opts.images.pullImage({ image }, a, sandbox);
+            return { ref, pullMs: opts.clock.now() - started };
+          } catch (err) {
+            lastErr = err;
+          }
+        }
+        return undefined;
+      });
+      if (pulled === undefined) {
+        // Under policy Always a failed pull fails even when the image is present locally, as upstream.
+        opts.backoff.next(key);
+        const text = pullErrorText(lastErr);
+        lastError.set(key, text);
+        opts.logger.v(1).info("image pull failed", { pod: pod.metadata?.name, image, err: text });
+        event(pod, "Warning", "Failed", `Failed to pull image "${image}": ${text}`);
+        return { ok: false, reason: "ErrImagePull", message: text };
+      }
+      const totalMs = opts.clock.now() - queued;
+      const ref = pulled.ref || present || image;
+      const size = await opts.images
+        .imageStatus({ image: ref })
+        .then((i) => Number(i?.size ?? 0n))
+        .catch(() => 0);
+      opts.backoff.reset(key);
+      lastError.delete(key);
+      opts.onPulled?.({ seconds: pulled.pullMs / 1000, sizeBytes: size });
+      event(pod, "Normal", "Pulled", `Successfully pulled image "${image}" in ${formatDuration(pulled.pullMs)} (${formatDuration(totalMs)} including waiting). Image size: ${size} bytes.`);
+      return { ok: true, imageRef: ref, pulled: true };
     },
   };
 }
