@@ -189,8 +189,12 @@ export interface Keyring {
   lookup(image: string): AuthConfig[];
 }
 
-function toAuthConfig(key: string, e: DockerConfigEntry): AuthConfig {
-  const a: AuthConfig = { serverAddress: key };
+/**
+ * No serverAddress, as upstream: containerd parses it as a URL and would refuse a key with a port
+ * and a path ("host:port/path"); the runtime already knows the host it pulls from.
+ */
+function toAuthConfig(e: DockerConfigEntry): AuthConfig {
+  const a: AuthConfig = {};
   if (e.username !== undefined) a.username = e.username;
   if (e.password !== undefined) a.password = e.password;
   if (e.auth !== undefined) a.auth = e.auth;
@@ -215,23 +219,23 @@ export function createKeyring(configs: readonly DockerConfig[]): Keyring {
       const repo = repositoryOf(image);
       const out: AuthConfig[] = [];
       const seen = new Set<string>();
-      const add = (key: string, e: DockerConfigEntry): void => {
+      const add = (e: DockerConfigEntry): void => {
         const id = JSON.stringify([e.username, e.password, e.identityToken, e.registryToken]);
         if (seen.has(id)) return;
         seen.add(id);
-        out.push(toAuthConfig(key, e));
+        out.push(toAuthConfig(e));
       };
       for (const entries of layers) {
         let matched = false;
         for (const [key, e] of entries) {
           if (keyMatchesImage(key, repo)) {
-            add(key, e);
+            add(e);
             matched = true;
           }
         }
         if (!matched && isDefaultRegistryImage(repo)) {
           const hub = entries.find(([k]) => k === DEFAULT_REGISTRY_HOST);
-          if (hub) add(hub[0], hub[1]);
+          if (hub) add(hub[1]);
         }
       }
       return out;
