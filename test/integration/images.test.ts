@@ -34,11 +34,11 @@ function state(p: V1Pod | undefined): { kind: string; reason: string; message: s
   return { kind: "waiting", reason: s?.waiting?.reason ?? "", message: s?.waiting?.message ?? "" };
 }
 
-async function waitState(k: TskubeletProcess, name: string, want: (s: ReturnType<typeof state>) => boolean, what: string, timeoutMs = 60_000): Promise<ReturnType<typeof state>> {
+async function waitState(k: TskubeletProcess, name: string, want: (s: ReturnType<typeof state>) => boolean, what: string): Promise<ReturnType<typeof state>> {
   return waitFor(async () => {
     const s = state(await k.pod(name));
     return want(s) ? s : undefined;
-  }, { timeoutMs, what: () => `${name}: ${what}` });
+  }, { timeoutMs: 60_000, what: () => `${name}: ${what}` });
 }
 
 /** The node's docker config: the library/ and wrongpw/ paths of the registry, the latter with a wrong password. */
