@@ -45,6 +45,15 @@ export interface ImageManagerOptions {
   onPulled?: (o: PullObservation) => void;
 }
 
+/**
+ * Pulls are not bound by runtimeRequestTimeout (upstream gives them no deadline): a large image on a
+ * slow link takes minutes. One hour only keeps a pull the runtime never answers from blocking forever.
+ */
+const PULL_DEADLINE_MS = 60 * 60_000;
+
+/** Failure texts kept for ImagePullBackOff messages before stale ones are dropped. */
+const MAX_REMEMBERED_ERRORS = 256;
+
 /** A counting semaphore; limit 0 means no limit. */
 function createLimiter(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
   let active = 0;
@@ -126,6 +135,10 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
         return { ok: false, reason: "ErrImageNeverPull", message };
       }
       const key = `${pod.metadata?.uid ?? ""}_${image}`;
+      if (lastError.size > MAX_REMEMBERED_ERRORS) {
+        opts.backoff.gc();
+        for (const k of [...lastError.keys()]) if (opts.backoff.delay(k) === 0) lastError.delete(k);
+      }
       if (opts.backoff.isInBackoffSinceUpdate(key)) {
         const message = `Back-off pulling image "${image}"`;
         event(pod, "Normal", "BackOff", message);
@@ -148,7 +161,7 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
         const started = opts.clock.now();
         for (const a of attempts) {
           try {
-            const ref = await opts.images.pullImage({ image }, a, sandbox);
+            const ref = await opts.images.pullImage({ image }, a, sandbox, { timeoutMs: PULL_DEADLINE_MS });
             return { ref, pullMs: opts.clock.now() - started };
           } catch (err) {
             lastErr = err;

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { ctr, startContainerd, TEST_IMAGES, type PrivateContainerd } from "../support/containerd.js";
 import { startRegistry, type TestRegistry } from "../support/registry.js";
-import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
+import { fetchText, startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 
 function manifest(name: string, image: string, opts: { policy?: string; command?: string[]; restartPolicy?: string } = {}): string {
   return JSON.stringify({
@@ -81,6 +81,8 @@ describe("image pulls from a registry with authentication", () => {
     await k.writeManifest("good.json", manifest("good", busybox));
     await waitState(k, "good", (s) => s.kind === "running", "running");
     assert.ok((await imageNames(rt)).includes(busybox), `containerd has ${busybox}`);
+    const metrics = await fetchText(`http://127.0.0.1:${k.readOnlyPort}/metrics`);
+    assert.match(metrics, /^kubelet_image_pull_duration_seconds_count\{image_size_in_bytes="0-10MB"\} [1-9]/m);
     assert.match(k.output(), new RegExp(`Successfully pulled image \\\\"${busybox.replace(/[.]/g, "\\.")}\\\\" in [0-9.]+m?s \\([0-9.]+m?s including waiting\\)\\. Image size: \\d+ bytes\\.`));
   });
 
@@ -165,5 +167,7 @@ describe("image garbage collection with thresholds forced low", () => {
     assert.ok(left.includes(TEST_IMAGES.pause), "the pause image stays");
     assert.equal(state(await k.pod("keeper")).kind, "running");
     assert.match(k.output(), /Removing image to free bytes/);
+    const metrics = await fetchText(`http://127.0.0.1:${k.readOnlyPort}/metrics`);
+    assert.match(metrics, /^kubelet_image_garbage_collected_total\{reason="space"\} [1-9]/m);
   });
 });
