@@ -113,6 +113,18 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
   const limited = createLimiter(limit);
   const lastError = new Map<string, string>();
   const event = (pod: V1Pod, type: "Normal" | "Warning", reason: string, message: string): void => opts.onEvent?.(pod, type, reason, message);
+  /** The credentials to try in order: given ones, else the pod's keyring's; [undefined] pulls without. */
+  const credentialsFor = async (pod: V1Pod, image: string, auth: AuthConfig[] | undefined): Promise<(AuthConfig | undefined)[]> => {
+    if (auth && auth.length > 0) return auth;
+    if (!opts.credentials) return [undefined];
+    try {
+      const found = (await opts.credentials(pod)).lookup(image);
+      return found.length > 0 ? found : [undefined];
+    } catch (err) {
+      opts.logger.info("could not read image pull credentials; pulling without them", { pod: pod.metadata?.name, err: errorMessage(err) });
+      return [undefined];
+    }
+  };
 
   return {
     async ensureImage(pod, c, sandbox, auth) {
@@ -147,15 +159,7 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
       }
       event(pod, "Normal", "Pulling", `Pulling image "${image}"`);
       const queued = opts.clock.now();
-      let attempts: (AuthConfig | undefined)[] = auth && auth.length > 0 ? auth : [];
-      if (attempts.length === 0 && opts.credentials) {
-        try {
-          attempts = (await opts.credentials(pod)).lookup(image);
-        } catch (err) {
-          opts.logger.info("could not read image pull credentials; pulling without them", { pod: pod.metadata?.name, err: errorMessage(err) });
-        }
-      }
-      if (attempts.length === 0) attempts = [undefined];
+      const attempts = await credentialsFor(pod, image, auth);
       let lastErr: unknown;
       const pulled = await limited(async () => {
         const started = opts.clock.now();
