@@ -1,7 +1,8 @@
 /**
  * The keyring for one pod's image pulls: the docker configs of its imagePullSecrets (read from the
- * apiserver in cluster mode), then the node's own docker config. A missing or unreadable secret is
- * reported with upstream's event and skipped: the pull may still succeed without it.
+ * apiserver in cluster mode), then the node's own docker config. A missing or unreadable secret (or
+ * any secret when there is no apiserver) is reported with upstream's event and skipped: the pull
+ * may still succeed without it.
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import type { Clock } from "../util/clock.js";
@@ -46,7 +47,12 @@ export function createPodCredentials(deps: PodCredentialsDeps): (pod: V1Pod) => 
     const failed: string[] = [];
     for (const ref of pod.spec?.imagePullSecrets ?? []) {
       const name = ref.name ?? "";
-      if (name === "" || !deps.secret) continue;
+      if (name === "") continue;
+      if (!deps.secret) {
+        // Standalone: no apiserver to read it from.
+        failed.push(name);
+        continue;
+      }
       try {
         const data = await deps.secret(ns, name);
         if (!data) {

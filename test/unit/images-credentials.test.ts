@@ -136,6 +136,21 @@ describe("credentials of a pod", () => {
     assert.deepEqual(events, ["Warning FailedToRetrieveImagePullSecret Unable to retrieve some image pull secrets (gone); attempting to pull the image may not succeed."]);
   });
 
+  it("reports the secrets it cannot read without an apiserver and still uses the node's config", async () => {
+    const events: string[] = [];
+    const creds = createPodCredentials({
+      nodeConfig: () => Promise.resolve({ "reg.io": { username: "node", password: "c" } }),
+      rootDir: "/nonexistent",
+      clock: new FakeClock(),
+      logger: memoryLogger().logger,
+      events: (_p, _type, reason, message) => events.push(`${reason} ${message}`),
+    });
+    const ring = await creds(pod(["a", "b"]));
+    assert.deepEqual(ring.lookup("reg.io/x").map((a) => a.username), ["node"]);
+    assert.deepEqual(events, ["FailedToRetrieveImagePullSecret Unable to retrieve some image pull secrets (a, b); attempting to pull the image may not succeed."]);
+    assert.deepEqual(await creds(pod([])).then(() => events.length), 1);
+  });
+
   it("reads the node's docker config from the root dir first, then the legacy file", async () => {
     const dir = await mkdtemp(join(tmpdir(), "tsk-creds-"));
     try {
