@@ -126,73 +126,84 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
     }
   };
 
+  const ensure = async (pod: V1Pod, c: V1Container, sandbox: PodSandboxConfig | undefined, auth: AuthConfig[] | undefined): Promise<EnsureImageResult> => {
+    const image = c.image ?? "";
+    if (!isValidImageReference(image)) {
+      const message = `Failed to apply default image tag "${image}": couldn't parse image name`;
+      event(pod, "Warning", "InspectFailed", message);
+      return { ok: false, reason: "InvalidImageName", message };
+    }
+    let present: string | undefined;
+    try {
+      present = (await opts.images.imageStatus({ image }))?.id;
+    } catch (err) {
+      const message = `Failed to inspect image "${image}": ${errorMessage(err)}`;
+      event(pod, "Warning", "InspectFailed", message);
+      return { ok: false, reason: "ImageInspectError", message };
+    }
+    const policy = effectivePullPolicy(c);
+    if (!shouldPull(policy, present !== undefined)) {
+      // The worker records "already present on machine" when it starts the container.
+      if (present !== undefined) return { ok: true, imageRef: present, pulled: false };
+      const message = `Container image "${image}" is not present with pull policy of Never`;
+      event(pod, "Warning", "ErrImageNeverPull", message);
+      return { ok: false, reason: "ErrImageNeverPull", message };
+    }
+    const key = `${pod.metadata?.uid ?? ""}_${image}`;
+    if (lastError.size > MAX_REMEMBERED_ERRORS) {
+      opts.backoff.gc();
+      for (const k of [...lastError.keys()]) if (opts.backoff.delay(k) === 0) lastError.delete(k);
+    }
+    if (opts.backoff.isInBackoffSinceUpdate(key)) {
+      const message = `Back-off pulling image "${image}"`;
+      event(pod, "Normal", "BackOff", message);
+      const prev = lastError.get(key);
+      return { ok: false, reason: "ImagePullBackOff", message: prev !== undefined ? `${message}: ${prev}` : message };
+    }
+    event(pod, "Normal", "Pulling", `Pulling image "${image}"`);
+    const queued = opts.clock.now();
+    const attempts = await credentialsFor(pod, image, auth);
+    let lastErr: unknown;
+    const pulled = await limited(async () => {
+      const started = opts.clock.now();
+      for (const a of attempts) {
+        try {
+          const ref = await opts.images.pullImage({ image }, a, sandbox, { timeoutMs: PULL_DEADLINE_MS });
+          return { ref, pullMs: opts.clock.now() - started };
+        } catch (err) {
+          lastErr = err;
+        }
+      }
+      return undefined;
+    });
+    if (pulled === undefined) {
+      // Under policy Always a failed pull fails even when the image is present locally, as upstream.
+      opts.backoff.next(key);
+      const text = pullErrorText(lastErr);
+      lastError.set(key, text);
+      opts.logger.v(1).info("image pull failed", { pod: pod.metadata?.name, image, err: text });
+      event(pod, "Warning", "Failed", `Failed to pull image "${image}": ${text}`);
+      return { ok: false, reason: "ErrImagePull", message: text };
+    }
+    const totalMs = opts.clock.now() - queued;
+    const ref = pulled.ref || present || image;
+    const size = await opts.images
+      .imageStatus({ image: ref })
+      .then((i) => Number(i?.size ?? 0n))
+      .catch(() => 0);
+    opts.backoff.reset(key);
+    lastError.delete(key);
+    opts.onPulled?.({ seconds: pulled.pullMs / 1000, sizeBytes: size });
+    event(pod, "Normal", "Pulled", `Successfully pulled image "${image}" in ${formatDuration(pulled.pullMs)} (${formatDuration(totalMs)} including waiting). Image size: ${size} bytes.`);
+    return { ok: true, imageRef: ref, pulled: true };
+  };
+
   return {
     async ensureImage(pod, c, sandbox, auth) {
-      const image = c.image ?? "";
-      if (!isValidImageReference(image)) return { ok: false, reason: "InvalidImageName", message: `Failed to apply default image tag "${image}": couldn't parse image name` };
-      let present: string | undefined;
-      try {
-        present = (await opts.images.imageStatus({ image }))?.id;
-      } catch (err) {
-        return { ok: false, reason: "ImageInspectError", message: `Failed to inspect image "${image}": ${errorMessage(err)}` };
-      }
-      const policy = effectivePullPolicy(c);
-      if (!shouldPull(policy, present !== undefined)) {
-        if (present !== undefined) {
-          event(pod, "Normal", "Pulled", `Container image "${image}" already present on machine`);
-          return { ok: true, imageRef: present, pulled: false };
-        }
-        const message = `Container image "${image}" is not present with pull policy of Never`;
-        event(pod, "Warning", "ErrImageNeverPull", message);
-        return { ok: false, reason: "ErrImageNeverPull", message };
-      }
-      const key = `${pod.metadata?.uid ?? ""}_${image}`;
-      if (lastError.size > MAX_REMEMBERED_ERRORS) {
-        opts.backoff.gc();
-        for (const k of [...lastError.keys()]) if (opts.backoff.delay(k) === 0) lastError.delete(k);
-      }
-      if (opts.backoff.isInBackoffSinceUpdate(key)) {
-        const message = `Back-off pulling image "${image}"`;
-        event(pod, "Normal", "BackOff", message);
-        const prev = lastError.get(key);
-        return { ok: false, reason: "ImagePullBackOff", message: prev !== undefined ? `${message}: ${prev}` : message };
-      }
-      event(pod, "Normal", "Pulling", `Pulling image "${image}"`);
-      const queued = opts.clock.now();
-      const attempts = await credentialsFor(pod, image, auth);
-      let lastErr: unknown;
-      const pulled = await limited(async () => {
-        const started = opts.clock.now();
-        for (const a of attempts) {
-          try {
-            const ref = await opts.images.pullImage({ image }, a, sandbox, { timeoutMs: PULL_DEADLINE_MS });
-            return { ref, pullMs: opts.clock.now() - started };
-          } catch (err) {
-            lastErr = err;
-          }
-        }
-        return undefined;
-      });
-      if (pulled === undefined) {
-        // Under policy Always a failed pull fails even when the image is present locally, as upstream.
-        opts.backoff.next(key);
-        const text = pullErrorText(lastErr);
-        lastError.set(key, text);
-        opts.logger.v(1).info("image pull failed", { pod: pod.metadata?.name, image, err: text });
-        event(pod, "Warning", "Failed", `Failed to pull image "${image}": ${text}`);
-        return { ok: false, reason: "ErrImagePull", message: text };
-      }
-      const totalMs = opts.clock.now() - queued;
-      const ref = pulled.ref || present || image;
-      const size = await opts.images
-        .imageStatus({ image: ref })
-        .then((i) => Number(i?.size ?? 0n))
-        .catch(() => 0);
-      opts.backoff.reset(key);
-      lastError.delete(key);
-      opts.onPulled?.({ seconds: pulled.pullMs / 1000, sizeBytes: size });
-      event(pod, "Normal", "Pulled", `Successfully pulled image "${image}" in ${formatDuration(pulled.pullMs)} (${formatDuration(totalMs)} including waiting). Image size: ${size} bytes.`);
-      return { ok: true, imageRef: ref, pulled: true };
+      const r = await ensure(pod, c, sandbox, auth);
+      // As upstream's container start: every image failure is also "Failed: Error: <reason>".
+      if (!r.ok) event(pod, "Warning", "Failed", `Error: ${r.reason}`);
+      return r;
     },
   };
 }
