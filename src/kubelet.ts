@@ -119,6 +119,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }),
     serialize: config.serializeImagePulls,
     maxParallel: config.maxParallelImagePulls,
+    pullQPS: { qps: config.registryPullQPS, burst: config.registryBurst },
     clock,
     logger,
     credentials,

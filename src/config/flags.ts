@@ -55,6 +55,8 @@ export const CONFIG_FLAGS: ConfigFlag[] = [
   { flag: "cgroups-per-qos", path: "cgroupsPerQOS", help: "Create QoS and pod cgroups (default true)", bool: true },
   { flag: "cgroup-root", path: "cgroupRoot", help: "Root cgroup for pods" },
   { flag: "serialize-image-pulls", path: "serializeImagePulls", help: "Pull one image at a time (default true)", bool: true },
+  { flag: "registry-qps", path: "registryPullQPS", help: "Image pulls per second; 0 is unlimited (default 5)" },
+  { flag: "registry-burst", path: "registryBurst", help: "Image pull burst above registry-qps (default 10)" },
   { flag: "eviction-hard", path: "evictionHard", help: "Hard eviction thresholds, e.g. memory.available<100Mi" },
   { flag: "kube-reserved", path: "kubeReserved", help: "Resources reserved for Kubernetes components, e.g. cpu=100m,memory=256Mi" },
   { flag: "system-reserved", path: "systemReserved", help: "Resources reserved for the system, e.g. cpu=100m,memory=256Mi" },

@@ -98,6 +98,8 @@ export const kubeletConfigSchema: Schema = {
   serializeImagePulls: { kind: "bool", default: true },
   // Upstream leaves it unset (no limit); 0 stands for unset here.
   maxParallelImagePulls: { kind: "int", default: 0, min: 0 },
+  registryPullQPS: { kind: "number", default: 5, min: 0 },
+  registryBurst: { kind: "int", default: 10, min: 0 },
   evictionHard: {
     kind: "evictionMap",
     default: { "memory.available": "100Mi", "nodefs.available": "10%", "nodefs.inodesFree": "5%", "imagefs.available": "15%" },
@@ -165,8 +167,6 @@ export const KNOWN_BUT_IGNORED = new Set([
   "containerLogMonitorInterval",
   "memorySwap",
   "seccompDefault",
-  "registryPullQPS",
-  "registryBurst",
   "contentType",
   "configMapAndSecretChangeDetectionStrategy",
 ]);

@@ -55,6 +55,8 @@ export interface KubeletConfiguration {
   cgroupRoot: string;
   serializeImagePulls: boolean;
   maxParallelImagePulls: number;
+  registryPullQPS: number;
+  registryBurst: number;
   evictionHard: Record<string, string>;
   kubeReserved: Record<string, string>;
   systemReserved: Record<string, string>;

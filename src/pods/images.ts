@@ -43,6 +43,25 @@ export interface ImageManagerOptions {
   /** Event hooks (Pulling / Pulled / Failed / BackOff / ErrImageNeverPull). */
   onEvent?: (pod: V1Pod, type: "Normal" | "Warning", reason: string, message: string) => void;
   onPulled?: (o: PullObservation) => void;
+  /** registryPullQPS / registryBurst: pulls beyond them fail at once with "pull QPS exceeded"; qps 0: no limit. */
+  pullQPS?: { qps: number; burst: number };
+}
+
+/** A token bucket that never waits: tryAccept() takes a token or says no, as upstream's pull limiter. */
+export function createTokenBucket(qps: number, burst: number, clock: Clock): { tryAccept(): boolean } {
+  let tokens = burst;
+  let last = clock.now();
+  return {
+    tryAccept() {
+      if (qps <= 0) return true;
+      const now = clock.now();
+      tokens = Math.min(burst, tokens + ((now - last) / 1000) * qps);
+      last = now;
+      if (tokens < 1) return false;
+      tokens -= 1;
+      return true;
+    },
+  };
 }
 
 /**
@@ -112,6 +131,7 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
   const limit = opts.serialize ? 1 : Math.max(0, opts.maxParallel ?? 0);
   const limited = createLimiter(limit);
   const lastError = new Map<string, string>();
+  const pullLimiter = createTokenBucket(opts.pullQPS?.qps ?? 0, opts.pullQPS?.burst ?? 0, opts.clock);
   const event = (pod: V1Pod, type: "Normal" | "Warning", reason: string, message: string): void => opts.onEvent?.(pod, type, reason, message);
   /** The credentials to try in order: given ones, else the pod's keyring's; [undefined] pulls without. */
   const credentialsFor = async (pod: V1Pod, image: string, auth: AuthConfig[] | undefined): Promise<(AuthConfig | undefined)[]> => {
@@ -166,6 +186,10 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
     let lastErr: unknown;
     const pulled = await limited(async () => {
       const started = opts.clock.now();
+      if (!pullLimiter.tryAccept()) {
+        lastErr = new Error("pull QPS exceeded");
+        return undefined;
+      }
       for (const a of attempts) {
         try {
           const ref = await opts.images.pullImage({ image }, a, sandbox, { timeoutMs: PULL_DEADLINE_MS });

@@ -23,6 +23,14 @@ describe("image configuration", () => {
     assert.equal(config.imageGCHighThresholdPercent, 85);
     assert.equal(config.imageGCLowThresholdPercent, 80);
     assert.equal(config.imageMinimumGCAge, 120_000);
+    assert.equal(config.registryPullQPS, 5);
+    assert.equal(config.registryBurst, 10);
+  });
+
+  it("takes --registry-qps and --registry-burst", () => {
+    const { config } = loadConfiguration({ flags: { "registry-qps": "0", "registry-burst": "3" }, readFile: () => "", hostname: () => "n" });
+    assert.equal(config.registryPullQPS, 0);
+    assert.equal(config.registryBurst, 3);
   });
 
   it("takes maxParallelImagePulls with serializeImagePulls false", () => {

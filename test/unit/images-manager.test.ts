@@ -4,7 +4,7 @@ import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import type { AuthConfig, Image, ImageService, ImageSpec } from "../../src/cri/types.js";
 import { CriError } from "../../src/cri/errors.js";
 import { createBackoff, IMAGE_PULL_BACKOFF } from "../../src/pods/backoff.js";
-import { createImageManager, effectivePullPolicy, pullErrorText, shouldPull, type ImageManagerOptions } from "../../src/pods/images.js";
+import { createImageManager, createTokenBucket, effectivePullPolicy, pullErrorText, shouldPull, type ImageManagerOptions } from "../../src/pods/images.js";
 import { createKeyring } from "../../src/images/credentials.js";
 import { FakeClock } from "../../src/util/clock.js";
 import { memoryLogger } from "../../src/util/log.js";
@@ -186,6 +186,31 @@ describe("ensureImage", () => {
       assert.ok(results.every((r) => r.ok));
       assert.equal(images.maxActive, want, JSON.stringify(opts));
     }
+  });
+
+  it("fails pulls beyond registryPullQPS/registryBurst at once with \"pull QPS exceeded\"", async () => {
+    const { images, manager, clock } = setup({ pullQPS: { qps: 1, burst: 2 } });
+    const results = [];
+    for (const n of ["a", "b", "c"]) results.push(await manager.ensureImage(pod(), container(`reg/${n}:1`), undefined));
+    assert.deepEqual(
+      results.map((r) => (r.ok ? "ok" : r.message)),
+      ["ok", "ok", "pull QPS exceeded"],
+    );
+    assert.equal(images.pulls.length, 2);
+    await clock.advance(1000);
+    assert.equal((await manager.ensureImage(pod("u2"), container("reg/c:1"), undefined)).ok, true);
+  });
+
+  it("refills the token bucket at the QPS, up to the burst; QPS 0 is unlimited", async () => {
+    const clock = new FakeClock();
+    const b = createTokenBucket(2, 3, clock);
+    assert.deepEqual([b.tryAccept(), b.tryAccept(), b.tryAccept(), b.tryAccept()], [true, true, true, false]);
+    await clock.advance(500);
+    assert.deepEqual([b.tryAccept(), b.tryAccept()], [true, false]);
+    await clock.advance(60_000);
+    assert.deepEqual([b.tryAccept(), b.tryAccept(), b.tryAccept(), b.tryAccept()], [true, true, true, false]);
+    const free = createTokenBucket(0, 0, clock);
+    assert.ok(Array.from({ length: 100 }, () => free.tryAccept()).every(Boolean));
   });
 
   it("rejects an invalid image name", async () => {
