@@ -169,6 +169,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       highThresholdPercent: config.imageGCHighThresholdPercent,
       lowThresholdPercent: config.imageGCLowThresholdPercent,
       minAgeMs: config.imageMinimumGCAge,
+      maxAgeMs: config.imageMaximumGCAge,
     },
   );
   const containerGC = createContainerGC(

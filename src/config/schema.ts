@@ -84,6 +84,8 @@ export const kubeletConfigSchema: Schema = {
   nodeStatusReportFrequency: { kind: "duration", default: 300_000 },
   nodeLeaseDurationSeconds: { kind: "int", default: 40, min: 1 },
   imageMinimumGCAge: { kind: "duration", default: 120_000 },
+  // 0: images are removed for disk usage only.
+  imageMaximumGCAge: { kind: "duration", default: 0 },
   imageGCHighThresholdPercent: { kind: "int", default: 85, min: 0, max: 100 },
   imageGCLowThresholdPercent: { kind: "int", default: 80, min: 0, max: 100 },
   runtimeRequestTimeout: { kind: "duration", default: 120_000 },
@@ -159,7 +161,6 @@ export const KNOWN_BUT_IGNORED = new Set([
   "systemReservedCgroup",
   "kubeReservedCgroup",
   "enforceNodeAllocatable",
-  "imageMaximumGCAge",
   "kubeletCgroups",
   "systemCgroups",
   "localStorageCapacityIsolation",

@@ -42,6 +42,7 @@ export interface KubeletConfiguration {
   nodeStatusReportFrequency: number;
   nodeLeaseDurationSeconds: number;
   imageMinimumGCAge: number;
+  imageMaximumGCAge: number;
   imageGCHighThresholdPercent: number;
   imageGCLowThresholdPercent: number;
   runtimeRequestTimeout: number;

@@ -4,7 +4,8 @@
  * compared with imageGCHighThresholdPercent, and when it is at or above it, unused images are
  * removed — least recently used first, none younger than imageMinimumGCAge, never one a container
  * (running or not) uses, never a pinned one or the sandbox (pause) image — until usage is down to
- * imageGCLowThresholdPercent.
+ * imageGCLowThresholdPercent. With imageMaximumGCAge set, images unused for longer than that go
+ * first, whatever the usage.
  */
 import { statfs } from "node:fs/promises";
 import type { Image, ImageService, RuntimeService } from "../cri/types.js";
@@ -46,6 +47,8 @@ export interface ImageGCPolicy {
   highThresholdPercent: number;
   lowThresholdPercent: number;
   minAgeMs: number;
+  /** imageMaximumGCAge: unused images older than this go regardless of disk usage; 0 disables. */
+  maxAgeMs?: number;
 }
 
 /** Upstream's usage figure: 100 − available·100/capacity (integer division). */
@@ -79,6 +82,15 @@ export function selectImagesToRemove(records: readonly ImageRecord[], inUse: Rea
   return out;
 }
 
+/**
+ * Images unused for longer than maxAge (never used: since forever), not in use and not pinned; none
+ * until the kubelet itself has run for maxAge, so a restart does not remove everything at once.
+ */
+export function selectOldImages(records: readonly ImageRecord[], inUse: ReadonlySet<string>, at: { now: number; startedAt: number; maxAgeMs: number }): ImageRecord[] {
+  if (at.maxAgeMs <= 0 || at.now - at.startedAt <= at.maxAgeMs) return [];
+  return records.filter((r) => !inUse.has(r.id) && !r.pinned && at.now - r.lastUsed > at.maxAgeMs);
+}
+
 export interface ImageGCDeps {
   images: ImageService;
   runtime: RuntimeService;
@@ -89,7 +101,7 @@ export interface ImageGCDeps {
   /** statfs of the image filesystem's mount point (tests replace it). */
   fsUsage?: (mountpoint: string) => Promise<FsUsage>;
   /** A removed image, for kubelet_image_garbage_collected_total. */
-  onRemoved?: (reason: "space", image: ImageRecord) => void;
+  onRemoved?: (reason: "space" | "age", image: ImageRecord) => void;
   /** Not enough could be freed (upstream's FreeDiskSpaceFailed). */
   onFailed?: (message: string) => void;
 }
@@ -144,6 +156,20 @@ function refersTo(img: Image, name: string): boolean {
 export function createImageGC(deps: ImageGCDeps, opts: ImageGCOptions): ImageGC {
   const known = new Map<string, ImageRecord>();
   const fsUsage = deps.fsUsage ?? statfsUsage;
+  const startedAt = deps.clock.now();
+
+  const remove = async (r: ImageRecord, reason: "space" | "age"): Promise<boolean> => {
+    try {
+      await deps.images.removeImage({ image: r.id });
+    } catch (err) {
+      deps.logger.info("failed to remove image", { imageID: r.id, err: errorMessage(err) });
+      return false;
+    }
+    deps.logger.info(reason === "age" ? "Removing image because it has not been used for longer than imageMaximumGCAge" : "Removing image to free bytes", { imageID: r.id, names: r.names, size: r.size });
+    known.delete(r.id);
+    deps.onRemoved?.(reason, r);
+    return true;
+  };
 
   /** Refreshes the records; returns the ids of images containers use. */
   const detect = async (now: number): Promise<{ inUse: Set<string>; images: Image[] }> => {
@@ -181,6 +207,10 @@ export function createImageGC(deps: ImageGCDeps, opts: ImageGCOptions): ImageGC 
   const collect = async (): Promise<ImageGCResult | undefined> => {
     const now = deps.clock.now();
     const { inUse } = await detect(now);
+    const removed: string[] = [];
+    for (const r of selectOldImages([...known.values()], inUse, { now, startedAt, maxAgeMs: opts.maxAgeMs ?? 0 })) {
+      if (await remove(r, "age")) removed.push(r.id);
+    }
     const info = await deps.images.imageFsInfo();
     const mountpoint = info.imageFilesystems[0]?.fsId?.mountpoint;
     if (!mountpoint) throw new Error("ImageFsInfo reported no image filesystem mount point");
@@ -188,7 +218,7 @@ export function createImageGC(deps: ImageGCDeps, opts: ImageGCOptions): ImageGC 
     if (fs.capacity <= 0) throw new Error(`invalid capacity ${fs.capacity} on image filesystem ${mountpoint}`);
     const usage = usagePercent(fs);
     const wanted = bytesToFree(fs, opts);
-    if (wanted <= 0) return { usagePercent: usage, wanted: 0, freed: 0, removed: [] };
+    if (wanted <= 0) return { usagePercent: usage, wanted: 0, freed: 0, removed };
     deps.logger.info("Disk usage on image filesystem is over the high threshold, trying to free bytes down to the low threshold", {
       usage,
       highThreshold: opts.highThresholdPercent,
@@ -197,18 +227,10 @@ export function createImageGC(deps: ImageGCDeps, opts: ImageGCOptions): ImageGC 
     });
     const chosen = selectImagesToRemove([...known.values()], inUse, { now, minAgeMs: opts.minAgeMs, bytes: wanted });
     let freed = 0;
-    const removed: string[] = [];
     for (const r of chosen) {
-      try {
-        await deps.images.removeImage({ image: r.id });
-        deps.logger.info("Removing image to free bytes", { imageID: r.id, names: r.names, size: r.size });
-        known.delete(r.id);
-        freed += r.size;
-        removed.push(r.id);
-        deps.onRemoved?.("space", r);
-      } catch (err) {
-        deps.logger.info("failed to remove image", { imageID: r.id, err: errorMessage(err) });
-      }
+      if (!(await remove(r, "space"))) continue;
+      freed += r.size;
+      removed.push(r.id);
     }
     if (freed < wanted) {
       const message = `Failed to garbage collect required amount of images. Attempted to free ${wanted} bytes, but only found ${freed} bytes eligible to free.`;

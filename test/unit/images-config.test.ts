@@ -43,5 +43,8 @@ describe("image configuration", () => {
     assert.throws(() => load("maxParallelImagePulls: 2\n"), /maxParallelImagePulls \(2\) cannot be larger than 1 unless serializeImagePulls/);
     assert.throws(() => load("imageGCHighThresholdPercent: 50\nimageGCLowThresholdPercent: 60\n"), /imageGCLowThresholdPercent \(60\) must not be greater than imageGCHighThresholdPercent \(50\)/);
     assert.throws(() => load("maxParallelImagePulls: -1\n"), /maxParallelImagePulls/);
+    assert.throws(() => load("imageMaximumGCAge: 1m\n"), /imageMaximumGCAge \(1m0s\) must not be less than imageMinimumGCAge \(2m0s\)/);
+    assert.equal(load("imageMaximumGCAge: 24h\n").config.imageMaximumGCAge, 86_400_000);
+    assert.equal(load("").config.imageMaximumGCAge, 0);
   });
 });

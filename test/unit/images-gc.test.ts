@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Container, Image, ImageFsInfoResponse, ImageService, ImageSpec, RuntimeService, StatusResponse } from "../../src/cri/types.js";
-import { bytesToFree, createImageGC, selectImagesToRemove, usagePercent, type FsUsage, type ImageRecord } from "../../src/images/gc.js";
+import { bytesToFree, createImageGC, selectImagesToRemove, selectOldImages, usagePercent, type FsUsage, type ImageRecord } from "../../src/images/gc.js";
 import { FakeClock } from "../../src/util/clock.js";
 import { memoryLogger } from "../../src/util/log.js";
 
@@ -35,6 +35,16 @@ describe("image GC selection", () => {
     assert.deepEqual(ids(selectImagesToRemove(records, new Set(), { now: 1e9, minAgeMs: 0, bytes: 250 })), ["never-older", "never", "older"]);
     assert.deepEqual(ids(selectImagesToRemove(records, new Set(), { now: 1e9, minAgeMs: 0, bytes: 100 })), ["never-older"]);
     assert.deepEqual(selectImagesToRemove(records, new Set(), { now: 1e9, minAgeMs: 0, bytes: 0 }), []);
+  });
+});
+
+describe("image GC by age (imageMaximumGCAge)", () => {
+  it("picks images unused for longer than the maximum age, not before the kubelet ran that long", () => {
+    const records = [rec("stale", { lastUsed: 1_000 }), rec("fresh", { lastUsed: 90_000 }), rec("never"), rec("pinned", { pinned: true }), rec("used")];
+    const inUse = new Set(["used"]);
+    assert.deepEqual(ids(selectOldImages(records, inUse, { now: 100_000, startedAt: 0, maxAgeMs: 60_000 })), ["stale", "never"]);
+    assert.deepEqual(selectOldImages(records, inUse, { now: 100_000, startedAt: 50_000, maxAgeMs: 60_000 }), []);
+    assert.deepEqual(selectOldImages(records, inUse, { now: 100_000, startedAt: 0, maxAgeMs: 0 }), []);
   });
 });
 
@@ -137,6 +147,24 @@ describe("image GC passes", () => {
     rt.img("sha256:one", "x/one:1", 50);
     await gc.collect();
     assert.deepEqual(failures, ["Failed to garbage collect required amount of images. Attempted to free 600 bytes, but only found 50 bytes eligible to free."]);
+  });
+
+  it("removes images unused for longer than imageMaximumGCAge below the thresholds too", async () => {
+    const rt = new FakeRuntime();
+    const clock = new FakeClock();
+    const reasons: string[] = [];
+    const gc = createImageGC(
+      { images: rt.imageService(), runtime: rt.runtimeService(), clock, logger: memoryLogger().logger, fsUsage: () => Promise.resolve({ capacity: 1000, available: 900 }), onRemoved: (reason, r) => reasons.push(`${reason} ${r.id}`) },
+      { periodMs: 1, highThresholdPercent: 85, lowThresholdPercent: 80, minAgeMs: 0, maxAgeMs: 600_000 },
+    );
+    rt.img("sha256:old", "x/old:1");
+    rt.img("sha256:busy", "x/busy:1");
+    rt.ctr("sha256:busy");
+    await gc.collect();
+    await clock.advance(600_001);
+    const r = await gc.collect();
+    assert.deepEqual(r?.removed, ["sha256:old"]);
+    assert.deepEqual(reasons, ["age sha256:old"]);
   });
 
   it("runs every period and not at all with a high threshold of 100", async () => {
