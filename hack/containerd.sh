@@ -226,6 +226,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         # runc's own state, per namespace, under DIR too.
         Root = "$dir/state/runc"
 
+  # Registry hosts: DIR/certs.d/<host:port>/hosts.toml (read at each pull, so a test can add a
+  # registry on a loopback port while containerd runs).
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$dir/certs.d"
+
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$CNI_BIN_DIR"
     conf_dir = "$dir/net.d"
@@ -577,7 +582,7 @@ cmd_start() {
   printf 'BRIDGE=%s\nSUBNET=%s\nNETNAME=%s\nCNI=%s\nIMAGES=%s\n' \
     "$BRIDGE" "$SUBNET" "$NETNAME" "$CNI" "$IMAGES" >"$dir/$MARKER"
   write_config
-  mkdir -p "$dir/net.d"
+  mkdir -p "$dir/net.d" "$dir/certs.d"
   ((cni == 0)) || write_conflist
   launch_daemon
   import_images

@@ -12,6 +12,7 @@ set -euo pipefail
 readonly PACKAGES=(
   containerd runc containernetworking-plugins busybox-static umoci skopeo
   iproute2 iptables golang-cfssl chromium
+  docker-registry apache2-utils
 )
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

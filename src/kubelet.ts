@@ -50,6 +50,11 @@ import { createStatsProvider } from "./stats/index.js";
 import { startCadvisorServer } from "./server/cadvisor.js";
 import { createVolumeManager, nodeAllocatable } from "./volumes/index.js";
 import { createEvictionManager, parseThresholds, type EvictionManager } from "./eviction/index.js";
+import { createApiObjectSource } from "./volumes/objects.js";
+import { createImageGC, testImageGCPeriodMs, IMAGE_GC_PERIOD_MS } from "./images/gc.js";
+import { createPodCredentials } from "./images/pull-secrets.js";
+import { createContainerGC, CONTAINER_GC_PERIOD_MS } from "./gc/containers.js";
+import { imageSizeBucket } from "./metrics/index.js";
 
 export interface KubeletDeps {
   rs: RuntimeService;
@@ -67,6 +72,9 @@ export interface KubeletDeps {
   tokenReviewer?: TokenReviewer;
   accessReviewer?: AccessReviewer;
   probeMetrics?: ProbeMetrics;
+  /** Overrides the image GC period (5 min) and the container GC period (1 min) — tests only. */
+  imageGCPeriodMs?: number;
+  containerGCPeriodMs?: number;
   /** The directory /logs/ serves (default /var/log) — tests only. */
   systemLogRoot?: string;
   /** Overrides the eviction monitoring period (10 s) — tests only. */
@@ -111,7 +119,26 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
   };
   const runtimeHealth = createRuntimeHealth({ rs: deps.rs, endpoint: config.containerRuntimeEndpoint, clock, logger, intervalMs: 5_000, onChange: () => cluster?.node.poke() });
   const crashBackoff = createBackoff({ ...CRASHLOOP_BACKOFF, clock });
-  const images = createImageManager({ images: deps.is, backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }), serialize: config.serializeImagePulls, logger, onEvent: events });
+  const secrets = deps.api ? createApiObjectSource(deps.api, clock) : undefined;
+  const credentials = createPodCredentials({
+    ...(secrets ? { secret: (ns: string, name: string) => secrets.secret(ns, name) } : {}),
+    rootDir: loaded.flags.rootDir,
+    clock,
+    logger,
+    events,
+  });
+  const images = createImageManager({
+    images: deps.is,
+    backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }),
+    serialize: config.serializeImagePulls,
+    maxParallel: config.maxParallelImagePulls,
+    pullQPS: { qps: config.registryPullQPS, burst: config.registryBurst },
+    clock,
+    logger,
+    credentials,
+    onEvent: events,
+    onPulled: (o) => metrics.imagePullDuration.observe({ image_size_in_bytes: imageSizeBucket(o.sizeBytes) }, o.seconds),
+  });
   let resolvConf = "";
   const allocatable = () => nodeAllocatable(cluster?.node.node()?.status?.allocatable, deps.machine);
   const probeMetrics = deps.probeMetrics ?? createProbeMetrics();
@@ -172,6 +199,21 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     statuses,
     hooks,
   });
+
+  const imageGC = createImageGC(
+    { images: deps.is, runtime: deps.rs, clock, logger, onRemoved: (reason) => metrics.imageGarbageCollected.inc({ reason }) },
+    {
+      periodMs: deps.imageGCPeriodMs ?? testImageGCPeriodMs() ?? IMAGE_GC_PERIOD_MS,
+      highThresholdPercent: config.imageGCHighThresholdPercent,
+      lowThresholdPercent: config.imageGCLowThresholdPercent,
+      minAgeMs: config.imageMinimumGCAge,
+      maxAgeMs: config.imageMaximumGCAge,
+    },
+  );
+  const containerGC = createContainerGC(
+    { runtime: deps.rs, clock, logger, podKnown: (uid) => pods.podKnown(uid), sourcesReady: () => pods.sourcesReady() },
+    { periodMs: deps.containerGCPeriodMs ?? CONTAINER_GC_PERIOD_MS, minAgeMs: 0, podLogsDir: config.podLogsDir },
+  );
 
   let lastHousekeeping = 0;
   const relister = createRelister({
@@ -335,6 +377,8 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
         keep("stats", (s) => stats.run(s)),
         keep("volumes", (s) => volumes.run(s)),
         keep("eviction", (s) => eviction.run(s)),
+        keep("image-gc", (s) => imageGC.run(s)),
+        keep("container-gc", (s) => containerGC.run(s)),
       ];
       if (deps.api) {
         cluster = await createClusterMode({

@@ -57,6 +57,8 @@ export const CONFIG_FLAGS: ConfigFlag[] = [
   { flag: "allowed-unsafe-sysctls", path: "allowedUnsafeSysctls", help: "Comma-separated unsafe sysctls or patterns (ending in *) pods may set" },
   { flag: "seccomp-default", path: "seccompDefault", help: "Use RuntimeDefault as the default seccomp profile", bool: true },
   { flag: "serialize-image-pulls", path: "serializeImagePulls", help: "Pull one image at a time (default true)", bool: true },
+  { flag: "registry-qps", path: "registryPullQPS", help: "Image pulls per second; 0 is unlimited (default 5)" },
+  { flag: "registry-burst", path: "registryBurst", help: "Image pull burst above registry-qps (default 10)" },
   { flag: "eviction-hard", path: "evictionHard", help: "Hard eviction thresholds, e.g. memory.available<100Mi" },
   { flag: "eviction-minimum-reclaim", path: "evictionMinimumReclaim", help: "Minimum reclaim per signal once a threshold is met, e.g. memory.available=0Mi,nodefs.available=500Mi" },
   { flag: "eviction-pressure-transition-period", path: "evictionPressureTransitionPeriod", help: "How long a node pressure condition is held after its signal clears (default 5m0s)" },

@@ -12,6 +12,7 @@ import { applySchema, convertField, isPlainObject, parseKeyValueList, toWire } f
 import { CONFIG_FLAGS, FLAG_ONLY } from "./flags.js";
 import { kubeletConfigSchema, type FieldSpec } from "./schema.js";
 import type { KubeletConfiguration, KubeletFlags, LoadedConfiguration } from "./types.js";
+import { formatDuration as fmtDuration } from "./duration.js";
 
 export type { KubeletConfiguration, KubeletFlags, LoadedConfiguration, Taint } from "./types.js";
 export { CONFIG_FLAGS, FLAG_ONLY } from "./flags.js";
@@ -169,6 +170,12 @@ function crossFieldErrors(c: KubeletConfiguration, f: KubeletFlags): string[] {
   const errs: string[] = [];
   if (c.imageGCLowThresholdPercent > c.imageGCHighThresholdPercent) {
     errs.push(`imageGCLowThresholdPercent (${c.imageGCLowThresholdPercent}) must not be greater than imageGCHighThresholdPercent (${c.imageGCHighThresholdPercent})`);
+  }
+  if (c.imageMaximumGCAge !== 0 && c.imageMaximumGCAge < c.imageMinimumGCAge) {
+    errs.push(`imageMaximumGCAge (${fmtDuration(c.imageMaximumGCAge)}) must not be less than imageMinimumGCAge (${fmtDuration(c.imageMinimumGCAge)})`);
+  }
+  if (c.serializeImagePulls && c.maxParallelImagePulls > 1) {
+    errs.push(`maxParallelImagePulls (${c.maxParallelImagePulls}) cannot be larger than 1 unless serializeImagePulls (--serialize-image-pulls) is set to false`);
   }
   if (c.fileCheckFrequency <= 0) errs.push("fileCheckFrequency: expected a positive duration");
   if (c.runtimeRequestTimeout <= 0) errs.push("runtimeRequestTimeout: expected a positive duration");

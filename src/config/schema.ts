@@ -85,6 +85,8 @@ export const kubeletConfigSchema: Schema = {
   nodeStatusReportFrequency: { kind: "duration", default: 300_000 },
   nodeLeaseDurationSeconds: { kind: "int", default: 40, min: 1 },
   imageMinimumGCAge: { kind: "duration", default: 120_000 },
+  // 0: images are removed for disk usage only.
+  imageMaximumGCAge: { kind: "duration", default: 0 },
   imageGCHighThresholdPercent: { kind: "int", default: 85, min: 0, max: 100 },
   imageGCLowThresholdPercent: { kind: "int", default: 80, min: 0, max: 100 },
   runtimeRequestTimeout: { kind: "duration", default: 120_000 },
@@ -99,6 +101,10 @@ export const kubeletConfigSchema: Schema = {
   allowedUnsafeSysctls: { kind: "stringList", default: [], check: checkSysctlPattern },
   seccompDefault: { kind: "bool", default: false },
   serializeImagePulls: { kind: "bool", default: true },
+  // Upstream leaves it unset (no limit); 0 stands for unset here.
+  maxParallelImagePulls: { kind: "int", default: 0, min: 0 },
+  registryPullQPS: { kind: "number", default: 5, min: 0 },
+  registryBurst: { kind: "int", default: 10, min: 0 },
   evictionHard: {
     kind: "evictionMap",
     default: { "memory.available": "100Mi", "nodefs.available": "10%", "nodefs.inodesFree": "5%", "imagefs.available": "15%" },
@@ -158,16 +164,12 @@ export const KNOWN_BUT_IGNORED = new Set([
   "systemReservedCgroup",
   "kubeReservedCgroup",
   "enforceNodeAllocatable",
-  "imageMaximumGCAge",
   "kubeletCgroups",
   "systemCgroups",
   "localStorageCapacityIsolation",
   "containerLogMaxWorkers",
   "containerLogMonitorInterval",
   "memorySwap",
-  "registryPullQPS",
-  "registryBurst",
-  "maxParallelImagePulls",
   "contentType",
   "configMapAndSecretChangeDetectionStrategy",
 ]);

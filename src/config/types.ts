@@ -42,6 +42,7 @@ export interface KubeletConfiguration {
   nodeStatusReportFrequency: number;
   nodeLeaseDurationSeconds: number;
   imageMinimumGCAge: number;
+  imageMaximumGCAge: number;
   imageGCHighThresholdPercent: number;
   imageGCLowThresholdPercent: number;
   runtimeRequestTimeout: number;
@@ -56,6 +57,9 @@ export interface KubeletConfiguration {
   allowedUnsafeSysctls: string[];
   seccompDefault: boolean;
   serializeImagePulls: boolean;
+  maxParallelImagePulls: number;
+  registryPullQPS: number;
+  registryBurst: number;
   evictionHard: Record<string, string>;
   /** How long a node pressure condition stays after its signal cleared (ms). */
   evictionPressureTransitionPeriod: number;

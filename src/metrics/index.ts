@@ -8,6 +8,29 @@ const POD_START_BUCKETS = [0.5, 1, 2, 3, 4, 5, 6, 8, 10, 20, 30, 45, 60, 120, 18
 const CERT_ROTATION_BUCKETS = [60, 3600, 14400, 86400, 604800, 2592000, 7776000, 15552000, 31104000, 124416000];
 const RUNTIME_OP_BUCKETS = Array.from({ length: 14 }, (_, i) => 0.005 * 2.5 ** i);
 
+const IMAGE_PULL_BUCKETS = [1, 5, 10, 20, 30, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600];
+const MB = 1024 * 1024;
+const GB = 1024 * MB;
+const IMAGE_SIZE_BUCKETS: [number, string][] = [
+  [100 * GB, "GT100GB"],
+  [60 * GB, "60GB-100GB"],
+  [40 * GB, "40GB-60GB"],
+  [30 * GB, "30GB-40GB"],
+  [20 * GB, "20GB-30GB"],
+  [10 * GB, "10GB-20GB"],
+  [5 * GB, "5GB-10GB"],
+  [1 * GB, "1GB-5GB"],
+  [500 * MB, "500MB-1GB"],
+  [100 * MB, "100MB-500MB"],
+  [10 * MB, "10MB-100MB"],
+];
+
+/** The image_size_in_bytes label of kubelet_image_pull_duration_seconds: a size range, as upstream buckets it. */
+export function imageSizeBucket(bytes: number): string {
+  for (const [lower, label] of IMAGE_SIZE_BUCKETS) if (bytes >= lower) return label;
+  return "0-10MB";
+}
+
 export interface KubeletMetrics {
   registry: Registry;
   nodeName: Gauge<"node">;
@@ -37,6 +60,8 @@ export interface KubeletMetrics {
   certServerTTL: Gauge;
   certServerRenewErrors: Counter;
   certServerRotationSeconds: Histogram;
+  imagePullDuration: Histogram<"image_size_in_bytes">;
+  imageGarbageCollected: Counter<"reason">;
   /** Records one CRI call (the CRI client's onCall hook). */
   recordRuntimeCall(op: string, ms: number, err?: unknown): void;
 }
@@ -92,6 +117,14 @@ export function createKubeletMetrics(opts: { nodeName: string; processMetrics?: 
     }),
     certServerRenewErrors: new Counter({ name: "kubelet_server_expiration_renew_errors", help: "Failed attempts to get or renew the serving certificate.", ...r }),
     certServerRotationSeconds: new Histogram({ name: "kubelet_certificate_manager_server_rotation_seconds", help: "Age in seconds of the serving certificate when it was replaced.", buckets: CERT_ROTATION_BUCKETS, ...r }),
+    imagePullDuration: new Histogram({
+      name: "kubelet_image_pull_duration_seconds",
+      help: "Duration in seconds to pull an image.",
+      labelNames: ["image_size_in_bytes"],
+      buckets: IMAGE_PULL_BUCKETS,
+      ...r,
+    }),
+    imageGarbageCollected: new Counter({ name: "kubelet_image_garbage_collected_total", help: "Total number of images garbage collected by the kubelet, whether through disk usage or image age.", labelNames: ["reason"], ...r }),
     recordRuntimeCall(op, ms, err) {
       m.runtimeOperations.inc({ operation_type: op });
       m.runtimeOperationsDuration.observe({ operation_type: op }, ms / 1000);

@@ -21,6 +21,10 @@ export interface PodManager {
   /** Changes whenever the desired set changes (for caches of views of it). */
   version(): number;
   getPodByUID(uid: string): V1Pod | undefined;
+  /** Whether the pod is desired, has a worker or is still terminating (container GC asks). */
+  podKnown(uid: string): boolean;
+  /** Whether every expected source has reported. */
+  sourcesReady(): boolean;
   getPodByName(namespace: string, name: string): V1Pod | undefined;
   /** Runtime reported a change for this pod. */
   onRuntimeEvent(uid: string): void;
@@ -157,6 +161,8 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
     desiredPods: () => [...desired.values()],
     version: () => desiredVersion,
     getPodByUID: (uid) => desired.get(uid),
+    podKnown: (uid) => desired.has(uid) || workers.has(uid) || terminating.has(uid),
+    sourcesReady: () => [...expected].every((s) => sources.has(s)),
     getPodByName: (ns, name) => [...desired.values()].find((p) => p.metadata?.namespace === ns && p.metadata?.name === name),
     onRuntimeEvent(uid) {
       workers.get(uid)?.trigger();

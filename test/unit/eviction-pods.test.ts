@@ -49,7 +49,7 @@ describe("pod manager: evict", () => {
     statuses = createStatusManager();
     pods = createPodManager({
       rs: cri,
-      images: createImageManager({ images: cri, backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }), serialize: false, logger }),
+      images: createImageManager({ images: cri, backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }), serialize: false, logger, clock }),
       crashBackoff: createBackoff({ ...CRASHLOOP_BACKOFF, clock }),
       clock,
       logger,

@@ -80,7 +80,7 @@ describe("pod worker: hooks and kill order", async () => {
     const h = handlers(clock, exec);
     const env: WorkerEnv = {
       rs: cri,
-      images: createImageManager({ images: cri, backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }), serialize: false, logger }),
+      images: createImageManager({ images: cri, backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }), serialize: false, logger, clock }),
       crashBackoff: createBackoff({ ...CRASHLOOP_BACKOFF, clock }),
       clock,
       logger,

@@ -253,6 +253,7 @@ describe("image user from ImageStatus", () => {
       backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock: new FakeClock() }),
       serialize: false,
       logger: memoryLogger().logger,
+      clock: new FakeClock(),
     });
 
   it("uid when the runtime reports one, else the user name, else nothing (root); unknown image: undefined", async () => {
