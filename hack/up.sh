@@ -20,7 +20,7 @@ cd "$repo"
 mkdir -p "$run"
 
 say "installing what is missing (apt packages, npm dependencies)"
-TSK_SKIP_PACKAGES="${TSK_SKIP_PACKAGES:-chromium}" bash hack/install-deps.sh
+TSK_SKIP_PACKAGES="${TSK_SKIP_PACKAGES:-chromium docker-registry apache2-utils}" bash hack/install-deps.sh
 say "building tskubelet"
 npm run --silent build
 say "building the local images (pause, busybox) from busybox-static"
