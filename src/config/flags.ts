@@ -50,6 +50,7 @@ export const CONFIG_FLAGS: ConfigFlag[] = [
   { flag: "node-status-update-frequency", path: "nodeStatusUpdateFrequency", help: "How often node status is computed (default 10s)" },
   { flag: "image-gc-high-threshold", path: "imageGCHighThresholdPercent", help: "Disk usage percent that triggers image GC (default 85)" },
   { flag: "image-gc-low-threshold", path: "imageGCLowThresholdPercent", help: "Disk usage percent image GC frees down to (default 80)" },
+  { flag: "minimum-image-ttl-duration", path: "imageMinimumGCAge", help: "Minimum age of an unused image before it is garbage collected (default 2m0s)" },
   { flag: "pod-max-pids", path: "podPidsLimit", help: "Maximum processes per pod; -1 is unlimited" },
   { flag: "cgroup-driver", path: "cgroupDriver", help: "cgroupfs or systemd (default cgroupfs)" },
   { flag: "cgroups-per-qos", path: "cgroupsPerQOS", help: "Create QoS and pod cgroups (default true)", bool: true },

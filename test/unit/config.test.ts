@@ -191,6 +191,13 @@ describe("config: flags override the file", () => {
     assert.equal(config.readOnlyPort, 10255, "from the file");
   });
 
+  it("image GC flags have upstream's names", () => {
+    const { config } = load({ file, flags: { "minimum-image-ttl-duration": "5m", "image-gc-high-threshold": "90", "image-gc-low-threshold": "70" } });
+    assert.equal(config.imageMinimumGCAge, 300_000);
+    assert.equal(config.imageGCHighThresholdPercent, 90);
+    assert.equal(config.imageGCLowThresholdPercent, 70);
+  });
+
   it("a bare boolean flag (value \"\") means true; nested paths are set", () => {
     const { config } = load({ file, flags: { "anonymous-auth": "", "client-ca-file": "/etc/ca.crt" } });
     assert.equal(config.authentication.anonymous.enabled, true);
