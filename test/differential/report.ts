@@ -1,0 +1,89 @@
+/**
+ * The comparison of the two kubelets, row by row, as a verdict per row and as a markdown report
+ * (test-artifacts/differential.md, meant to be pasted into docs/differences.md) plus JSON.
+ */
+import { finalState, stateDiff } from "./normalize.js";
+import type { Row } from "./rows.js";
+import type { SideResult, SuiteResult } from "./harness.js";
+
+export interface RowVerdict {
+  id: string;
+  title: string;
+  upstream: SideResult;
+  tskubelet: SideResult;
+  finalEqual: boolean;
+  sequenceEqual: boolean;
+  /** The reason from the known-differences table, when the row is listed there. */
+  known: string | undefined;
+}
+
+const missing: SideResult = { states: [], end: "error", note: "no result" };
+
+export function verdicts(rows: readonly Row[], r: SuiteResult, known: Readonly<Record<string, string>>): RowVerdict[] {
+  return rows.map((row) => {
+    const up = r.upstream.get(row.id) ?? missing;
+    const tsk = r.tskubelet.get(row.id) ?? missing;
+    const upFinal = finalState(up.states);
+    const finalEqual = up.end !== "error" && tsk.end !== "error" && upFinal !== "" && upFinal === finalState(tsk.states) && up.end === tsk.end;
+    const sequenceEqual = finalEqual && up.states.join("\n") === tsk.states.join("\n");
+    return { id: row.id, title: row.title, upstream: up, tskubelet: tsk, finalEqual, sequenceEqual, known: known[row.id] };
+  });
+}
+
+function endText(s: SideResult): string {
+  return s.note !== "" ? `${s.end}: ${s.note}` : s.end;
+}
+
+/** A readable explanation of one row's difference (for the failing test's message). */
+export function explain(v: RowVerdict): string {
+  const upFinal = finalState(v.upstream.states);
+  const tskFinal = finalState(v.tskubelet.states);
+  const d = stateDiff(upFinal, tskFinal);
+  const lines = [
+    `row ${v.id}: ${v.title}`,
+    `  upstream  (${endText(v.upstream)}) final: ${upFinal || "(none)"}`,
+    `  tskubelet (${endText(v.tskubelet)}) final: ${tskFinal || "(none)"}`,
+    `  only upstream: ${d.onlyA.join(" ; ") || "-"}`,
+    `  only tskubelet: ${d.onlyB.join(" ; ") || "-"}`,
+    "  upstream sequence:",
+    ...v.upstream.states.map((s) => `    ${s}`),
+    "  tskubelet sequence:",
+    ...v.tskubelet.states.map((s) => `    ${s}`),
+  ];
+  return lines.join("\n");
+}
+
+const cell = (s: string): string => s.replace(/\|/g, "\\|");
+const seqCell = (s: SideResult): string => [...s.states.map(cell), `*${cell(endText(s))}*`].join("<br>");
+
+export interface ReportMeta {
+  date: string;
+  commit: string;
+  upstreamVersion: string;
+  durationS: number;
+}
+
+export function markdown(vs: readonly RowVerdict[], meta: ReportMeta): string {
+  const equal = vs.filter((v) => v.finalEqual).length;
+  const lines = [
+    `Run ${meta.date}, tskubelet commit ${meta.commit}, upstream kubelet ${meta.upstreamVersion}, ${Math.round(meta.durationS)} s.`,
+    `Final states equal on ${equal} of ${vs.length} rows; sequences equal on ${vs.filter((v) => v.sequenceEqual).length}.`,
+    "",
+    "| row | final equal | sequence equal | known difference |",
+    "|---|---|---|---|",
+    ...vs.map((v) => `| ${v.id} | ${v.finalEqual ? "yes" : "**no**"} | ${v.sequenceEqual ? "yes" : "no"} | ${v.known !== undefined ? "yes" : "-"} |`),
+    "",
+    "Each status is `phase | conditions | container: state [last=lastState] ready|unready [started|not-started] r<restartCount>`;",
+    "consecutive duplicates collapsed; the last line in italics is how observation ended.",
+    "",
+    "| row | upstream sequence | tskubelet sequence |",
+    "|---|---|---|",
+    ...vs.map((v) => `| **${v.id}**<br>${cell(v.title)} | ${seqCell(v.upstream)} | ${seqCell(v.tskubelet)} |`),
+    "",
+  ];
+  return lines.join("\n");
+}
+
+export function json(vs: readonly RowVerdict[], meta: ReportMeta): string {
+  return JSON.stringify({ ...meta, rows: vs }, null, 2);
+}
