@@ -111,13 +111,13 @@ export const ROWS: Row[] = [
   {
     id: "readiness-late",
     title: "a readiness exec probe that fails for ~4 s, then passes",
-    spec: pod([container("main", sh("sleep 4; touch /tmp/ready; exec sleep 3600"), { readinessProbe: { exec: { command: ["test", "-f", "/tmp/ready"] }, periodSeconds: 1 } })]),
+    spec: pod([container("main", sh("sleep 4; touch /tmp/ready; exec sleep 3600"), { readinessProbe: { exec: { command: ["test", "-f", "/tmp/ready"] }, periodSeconds: 1, timeoutSeconds: 5 } })]),
     until: podReady,
   },
   {
     id: "startup-probe",
     title: "a startup probe that passes after ~3 s (then no other probe)",
-    spec: pod([container("main", sh("sleep 3; touch /tmp/started; exec sleep 3600"), { startupProbe: { exec: { command: ["test", "-f", "/tmp/started"] }, periodSeconds: 1, failureThreshold: 30 } })]),
+    spec: pod([container("main", sh("sleep 3; touch /tmp/started; exec sleep 3600"), { startupProbe: { exec: { command: ["test", "-f", "/tmp/started"] }, periodSeconds: 1, timeoutSeconds: 5, failureThreshold: 30 } })]),
     until: podReady,
   },
   {

@@ -28,6 +28,11 @@ export const KNOWN: Readonly<Record<string, string>> = {};
 
 const DOC = join(repoRoot(), "docs", "differences.md");
 
+/** TSK_DIFF_ROWS=id,id,... runs only those rows (the report then covers only them). */
+const SELECTED = (process.env.TSK_DIFF_ROWS ?? "").split(",").filter((x) => x !== "");
+for (const id of SELECTED) if (!ROWS.some((r) => r.id === id)) throw new Error(`TSK_DIFF_ROWS: no row ${id} (rows: ${ROWS.map((r) => r.id).join(", ")})`);
+const RUN = SELECTED.length > 0 ? ROWS.filter((r) => SELECTED.includes(r.id)) : ROWS;
+
 /** The known-differences table of docs/differences.md: row id -> reason. */
 function documentedDifferences(text: string): Map<string, string> {
   const out = new Map<string, string>();
@@ -55,8 +60,8 @@ describe("differential: pod statuses written by tskubelet and by the upstream ku
     if (!existsSync(KTP_BIN)) throw new Error(`${KTP_BIN} is missing: build it with test/cluster/build.sh`);
     const upstreamVersion = spawnSync(KTP_BIN, ["kubelet", "--version"], { encoding: "utf8" }).stdout.trim();
     const t0 = performance.now();
-    results = await runSuite(ROWS, upstreamVersion);
-    const vs = verdicts(ROWS, results, KNOWN);
+    results = await runSuite(RUN, upstreamVersion);
+    const vs = verdicts(RUN, results, KNOWN);
     byRow = new Map(vs.map((v) => [v.id, v]));
     const meta = { date: new Date().toISOString(), commit: commit(), upstreamVersion, durationS: (performance.now() - t0) / 1000 };
     const dir = join(repoRoot(), "test-artifacts");
@@ -64,7 +69,7 @@ describe("differential: pod statuses written by tskubelet and by the upstream ku
     await writeFile(join(dir, "differential.json"), json(vs, meta));
   });
 
-  for (const row of ROWS) {
+  for (const row of RUN) {
     it(`${row.id}: ${row.title}`, (t) => {
       const v = byRow.get(row.id);
       assert.ok(v, `no result for ${row.id}`);
