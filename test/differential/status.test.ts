@@ -40,7 +40,7 @@ function documentedDifferences(text: string): Map<string, string> {
   if (start < 0) return out;
   const end = text.indexOf("\n## ", start + 1);
   for (const line of text.slice(start, end < 0 ? undefined : end).split("\n")) {
-    const m = /^\|\s*`?([a-z0-9-]+)`?\s*\|\s*(.*?)\s*\|\s*$/.exec(line);
+    const m = /^\|\s*`?([a-z][a-z0-9-]*)`?\s*\|\s*(.*?)\s*\|\s*$/.exec(line);
     if (m?.[1] && m[1] !== "row") out.set(m[1], m[2] ?? "");
   }
   return out;
