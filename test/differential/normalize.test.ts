@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { collapse, DELETED, finalState, normalize, render, stateDiff, stateWord, type PodLike } from "./normalize.js";
+import { isSubsequence, seqRelation } from "./report.js";
 
 describe("differential normalization", () => {
   const pod: PodLike = {
@@ -42,5 +43,16 @@ describe("differential normalization", () => {
     assert.equal(finalState(["s1", "s2", DELETED]), "s2");
     const d = stateDiff("Running | Ready=True | main: running ready r0", "Running | Ready=False | main: running unready r0");
     assert.deepEqual(d, { onlyA: ["Ready=True", "main: running ready r0"], onlyB: ["Ready=False", "main: running unready r0"] });
+  });
+});
+
+describe("differential sequence relation", () => {
+  it("tells equal sequences, skipped states and real differences apart", () => {
+    assert.equal(isSubsequence(["a", "c"], ["a", "b", "c"]), true);
+    assert.equal(isSubsequence(["c", "a"], ["a", "b", "c"]), false);
+    assert.equal(seqRelation(["a", "b"], ["a", "b"]), "equal");
+    assert.equal(seqRelation(["a", "b", "c"], ["a", "c"]), "tskubelet skips");
+    assert.equal(seqRelation(["a", "c"], ["a", "b", "c"]), "upstream skips");
+    assert.equal(seqRelation(["a", "b"], ["a", "x"]), "differ");
   });
 });

@@ -75,7 +75,7 @@ describe("differential: pod statuses written by tskubelet and by the upstream ku
       assert.ok(v, `no result for ${row.id}`);
       if (v.finalEqual) {
         if (v.known !== undefined) t.diagnostic(`${row.id} is listed as a known difference but the final states are now equal: remove it from KNOWN and docs/differences.md`);
-        if (!v.sequenceEqual) t.diagnostic(`sequences differ (final states equal):\n${explain(v)}`);
+        if (v.sequence !== "equal") t.diagnostic(`sequences: ${v.sequence} (final states equal):\n${explain(v)}`);
         return;
       }
       if (v.known !== undefined) {
