@@ -83,7 +83,12 @@ export interface ReportMeta {
   durationS: number;
 }
 
-export function markdown(vs: readonly RowVerdict[], meta: ReportMeta): string {
+/** The known-differences table as docs/differences.md holds it (row, reason). */
+export function knownTable(known: Readonly<Record<string, string>>): string[] {
+  return ["| row | reason |", "|---|---|", ...Object.entries(known).map(([id, reason]) => `| ${id} | ${cell(reason)} |`)];
+}
+
+export function markdown(vs: readonly RowVerdict[], meta: ReportMeta, known: Readonly<Record<string, string>>): string {
   const equal = vs.filter((v) => v.finalEqual).length;
   const lines = [
     `Run ${meta.date}, tskubelet commit ${meta.commit}, upstream kubelet ${meta.upstreamVersion}, ${Math.round(meta.durationS)} s.`,
@@ -99,6 +104,10 @@ export function markdown(vs: readonly RowVerdict[], meta: ReportMeta): string {
     "| row | upstream sequence | tskubelet sequence |",
     "|---|---|---|",
     ...vs.map((v) => `| **${v.id}**<br>${cell(v.title)} | ${seqCell(v.upstream)} | ${seqCell(v.tskubelet)} |`),
+    "",
+    "## Known differences",
+    "",
+    ...knownTable(known),
     "",
   ];
   return lines.join("\n");

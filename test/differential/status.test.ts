@@ -24,7 +24,28 @@ import { ROWS } from "./rows.js";
  * Rows whose final states are known to differ, with the reason. Keep in step with the table
  * "Known differences" of docs/differences.md (a test below checks it).
  */
-export const KNOWN: Readonly<Record<string, string>> = {};
+const TERMINAL = "terminal pod conditions (to fix, src/pods/status.ts): upstream stops the sandbox of a terminal pod (PodReadyToStartContainers=False), gives Ready and ContainersReady the reason PodFailed on Failed and Initialized the reason PodCompleted on Succeeded";
+const INIT = "init containers (and sidecars) are not run yet: no initContainerStatuses, the app containers start at once (in development)";
+const MESSAGE = "termination messages (terminationMessagePath, FallbackToLogsOnError) are not read yet (in development)";
+
+export const KNOWN: Readonly<Record<string, string>> = {
+  "exit0-onfailure": TERMINAL,
+  "exit0-never": TERMINAL,
+  "exit1-never": TERMINAL,
+  "init-ok": INIT,
+  "init-fail-never": INIT,
+  "init-fail-onfailure": INIT,
+  sidecar: INIT,
+  "liveness-fail": "liveness probes are not run yet: no restart (in development)",
+  "poststart-hook": "postStart hooks are not run yet: the container finds no file and exits 1 (in development); then also the terminal pod conditions",
+  "prestop-hook": "preStop hooks and termination messages are not run or read yet (in development); also Initialized has no reason PodCompleted",
+  "termination-message": `${MESSAGE}; also the terminal pod conditions`,
+  "termination-fallback": `${MESSAGE}; also the terminal pod conditions`,
+  "run-as-non-root": "runAsNonRoot is not checked yet: the container runs (in development)",
+  "oom-killed": TERMINAL,
+  emptydir: "init containers are not run yet, so the app container finds no file and exits 1 (in development); then also the terminal pod conditions",
+  "downward-api": `${MESSAGE}; also the terminal pod conditions (the volume itself works: the container succeeds)`,
+};
 
 const DOC = join(repoRoot(), "docs", "differences.md");
 
@@ -65,7 +86,7 @@ describe("differential: pod statuses written by tskubelet and by the upstream ku
     byRow = new Map(vs.map((v) => [v.id, v]));
     const meta = { date: new Date().toISOString(), commit: commit(), upstreamVersion, durationS: (performance.now() - t0) / 1000 };
     const dir = join(repoRoot(), "test-artifacts");
-    await writeFile(join(dir, "differential.md"), markdown(vs, meta));
+    await writeFile(join(dir, "differential.md"), markdown(vs, meta, KNOWN));
     await writeFile(join(dir, "differential.json"), json(vs, meta));
   });
 
