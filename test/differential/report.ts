@@ -76,6 +76,12 @@ export function explain(v: RowVerdict): string {
 const cell = (s: string): string => s.replace(/\|/g, "\\|");
 const seqCell = (s: SideResult): string => [...s.states.map(cell), `*${cell(endText(s))}*`].join("<br>");
 
+function finalDiffCell(v: RowVerdict): string {
+  const d = stateDiff(finalState(v.upstream.states), finalState(v.tskubelet.states));
+  const ends = v.upstream.end !== v.tskubelet.end ? ` (ended: ${v.upstream.end} / ${v.tskubelet.end})` : "";
+  return `${cell(d.onlyA.join(", ") || "-")} / ${cell(d.onlyB.join(", ") || "-")}${ends}`;
+}
+
 export interface ReportMeta {
   date: string;
   commit: string;
@@ -94,9 +100,9 @@ export function markdown(vs: readonly RowVerdict[], meta: ReportMeta, known: Rea
     `Run ${meta.date}, tskubelet commit ${meta.commit}, upstream kubelet ${meta.upstreamVersion}, ${Math.round(meta.durationS)} s.`,
     `Final states equal on ${equal} of ${vs.length} rows; sequences equal on ${vs.filter((v) => v.sequence === "equal").length}, equal but for states one kubelet skipped on ${vs.filter((v) => v.sequence.endsWith("skips")).length}.`,
     "",
-    "| row | final state equal | sequences | known difference |",
-    "|---|---|---|---|",
-    ...vs.map((v) => `| ${v.id} | ${v.finalEqual ? "yes" : "**no**"} | ${v.sequence} | ${v.known !== undefined ? "yes" : "-"} |`),
+    "| row | final state equal | sequences | known difference | final state: only upstream / only tskubelet |",
+    "|---|---|---|---|---|",
+    ...vs.map((v) => `| ${v.id} | ${v.finalEqual ? "yes" : "**no**"} | ${v.sequence} | ${v.known !== undefined ? "yes" : "-"} | ${v.finalEqual ? "" : finalDiffCell(v)} |`),
     "",
     "Each status is `phase | conditions | container: state [last=lastState] ready|unready [started|not-started] r<restartCount>`;",
     "consecutive duplicates collapsed; the last line in italics is how observation ended.",
