@@ -113,16 +113,17 @@ async function runSide(env: Env, kind: Kind, rows: Row[], rt: PrivateContainerd)
   const dir = join(env.workDir, kind);
   const cgroupRoot = `tskdiff-${process.pid}-${tag}`;
   const logFile = join(dir, `${kind}.log`);
-  await mkdir(dir, { recursive: true });
-  await makeCgroupRoot(cgroupRoot);
-  const kubeconfig = await cluster.nodeKubeconfig(node);
-  await api.ok("POST", "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
   const cri = createRuntimeService(rt.endpoint, { timeoutMs: 60_000 });
   let proc: ChildProcess | undefined;
   let watch: { close(): void } | undefined;
   let watchClosed = false;
   const tracked = new Map<string, Tracked>();
+  // Nothing below throws out of this function: a failure ends every row of this side as an error.
   try {
+    await mkdir(dir, { recursive: true });
+    await makeCgroupRoot(cgroupRoot);
+    const kubeconfig = await cluster.nodeKubeconfig(node);
+    await api.ok("POST", "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
     proc = await startNodeKubelet({
       kind,
       node,
