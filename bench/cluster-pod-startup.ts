@@ -21,20 +21,39 @@
  *   node dist/bench/cluster-pod-startup.js [--rounds 5] [--pods 30] [--profile] [--keep] [--v 2]
  * The last line printed is one JSON object with the result.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { connect as h2connect, type ClientHttp2Session } from "node:http2";
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
+import { cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { parse as parseYaml } from "yaml";
 import { createRuntimeService, type CriRuntimeService } from "../src/cri/index.js";
-import { LABEL_POD_NAMESPACE } from "../src/api/labels.js";
 import { repoRoot, startContainerd, TEST_IMAGES, type PrivateContainerd } from "../test/support/containerd.js";
 import { startCluster, type TestCluster } from "../test/support/cluster.js";
-import { freePort } from "../test/support/tskubelet.js";
+import {
+  Api,
+  CONTAINER_LOGS,
+  errText,
+  existingChains,
+  forceClean,
+  KTP_BIN,
+  makeCgroupRoot,
+  nodeReady,
+  readKubeconfig,
+  removeCgroupRoot,
+  removeLogLinks,
+  removeNewChains,
+  restoreSysctls,
+  saveSysctls,
+  sleep,
+  startNodeKubelet,
+  unmountUnder,
+  waitExit,
+  waitUntil,
+  type Kind,
+  type WatchEvent,
+} from "../test/support/kubelets.js";
 
 // ---------------------------------------------------------------------------------------------
 // settings
@@ -67,8 +86,6 @@ function parseArgs(argv: string[]): Settings {
   return s;
 }
 
-/** The upstream kubelet: the multi-call control-plane binary's `kubelet` sub-command. */
-const KTP_BIN = join(repoRoot(), "test/cluster/bin/kube-test-plane");
 const DIST_SRC = fileURLToPath(new URL("../src", import.meta.url));
 const NODE_READY_TIMEOUT_MS = 90_000;
 const POD_READY_TIMEOUT_MS = 180_000;
@@ -79,25 +96,15 @@ const SETTLE_MS = 3_000;
 const RSS_STEADY_MS = 5_000;
 const BETWEEN_RUNS_MS = 3_000;
 const SAMPLE_MS = 250;
-const CLUSTER_DNS = "10.96.0.10";
-const CLUSTER_DOMAIN = "cluster.local";
-/** Kernel settings the upstream kubelet changes at start (protectKernelDefaults false); restored after each of its runs. */
-const SYSCTLS = ["vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"];
-/** iptables chains the upstream kubelet creates; removed at the end unless they were there before. */
-const KUBELET_CHAINS: { table: string; chain: string }[] = [
-  { table: "filter", chain: "KUBE-FIREWALL" },
-  { table: "filter", chain: "KUBE-KUBELET-CANARY" },
-  { table: "nat", chain: "KUBE-KUBELET-CANARY" },
-  { table: "mangle", chain: "KUBE-KUBELET-CANARY" },
-  { table: "mangle", chain: "KUBE-IPTABLES-HINT" },
-];
 
-type Kind = "tskubelet" | "upstream";
+/** The parts of a pod the benchmark reads. */
+interface PodObj {
+  metadata?: { name?: string; uid?: string; resourceVersion?: string; deletionTimestamp?: string };
+  status?: { phase?: string; podIP?: string; conditions?: { type: string; status: string }[]; containerStatuses?: { state?: { running?: object } }[] };
+}
 
 // ---------------------------------------------------------------------------------------------
 // small helpers
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function percentile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -120,140 +127,8 @@ const load = (): string => loadavg().map((x) => x.toFixed(2)).join(" ");
 const pad = (s: string | number, n: number): string => String(s).padStart(n);
 const ms = (x: number): string => `${Math.round(x)} ms`;
 
-function errText(err: unknown): string {
-  return err instanceof Error ? (err.stack ?? err.message) : String(err);
-}
-
 // ---------------------------------------------------------------------------------------------
 // the apiserver, as admin, over one HTTP/2 connection (no per-request TLS handshakes)
-
-interface Kubeconfig {
-  server: string;
-  ca: Buffer;
-  cert: Buffer;
-  key: Buffer;
-}
-
-function readKubeconfig(path: string): Kubeconfig {
-  const doc = parseYaml(readFileSync(path, "utf8")) as {
-    clusters: { cluster: { server: string; "certificate-authority-data"?: string; "certificate-authority"?: string } }[];
-    users: { user: { "client-certificate-data"?: string; "client-key-data"?: string; "client-certificate"?: string; "client-key"?: string } }[];
-  };
-  const c = doc.clusters[0]?.cluster;
-  const u = doc.users[0]?.user;
-  if (!c || !u) throw new Error(`${path}: no cluster or user`);
-  const data = (inline: string | undefined, file: string | undefined): Buffer => {
-    if (inline) return Buffer.from(inline, "base64");
-    if (file) return readFileSync(file);
-    throw new Error(`${path}: missing credential data`);
-  };
-  return { server: c.server, ca: data(c["certificate-authority-data"], c["certificate-authority"]), cert: data(u["client-certificate-data"], u["client-certificate"]), key: data(u["client-key-data"], u["client-key"]) };
-}
-
-interface ApiResponse {
-  status: number;
-  body: unknown;
-  text: string;
-}
-
-interface WatchEvent {
-  type: string;
-  object: PodObj;
-}
-
-interface PodObj {
-  metadata?: { name?: string; uid?: string; resourceVersion?: string; deletionTimestamp?: string };
-  status?: { phase?: string; podIP?: string; conditions?: { type: string; status: string }[]; containerStatuses?: { state?: { running?: object } }[] };
-}
-
-class Api {
-  private session: ClientHttp2Session | undefined;
-  constructor(private readonly kc: Kubeconfig) {}
-
-  private conn(): ClientHttp2Session {
-    if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
-    const s = h2connect(this.kc.server, { ca: this.kc.ca, cert: this.kc.cert, key: this.kc.key });
-    s.on("error", () => undefined);
-    s.on("goaway", () => undefined);
-    this.session = s;
-    return s;
-  }
-
-  request(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<ApiResponse> {
-    return new Promise((resolve, reject) => {
-      const headers: Record<string, string> = { ":method": method, ":path": path, accept: "application/json" };
-      if (body !== undefined) headers["content-type"] = contentType;
-      const req = this.conn().request(headers);
-      let status = 0;
-      let text = "";
-      req.setEncoding("utf8");
-      req.setTimeout(60_000, () => req.close());
-      req.on("response", (h) => (status = Number(h[":status"] ?? 0)));
-      req.on("data", (d: string) => (text += d));
-      req.on("error", reject);
-      req.on("end", () => {
-        let parsed: unknown;
-        try {
-          parsed = text === "" ? undefined : JSON.parse(text);
-        } catch {
-          parsed = undefined;
-        }
-        resolve({ status, body: parsed, text });
-      });
-      if (body !== undefined) req.end(JSON.stringify(body));
-      else req.end();
-    });
-  }
-
-  async ok(method: string, path: string, body?: unknown, want: number[] = [200, 201, 202]): Promise<unknown> {
-    const r = await this.request(method, path, body);
-    if (!want.includes(r.status)) throw new Error(`${method} ${path}: HTTP ${r.status}: ${r.text.slice(0, 500)}`);
-    return r.body;
-  }
-
-  /** A watch stream; `onEvent` gets every event with the time it arrived. */
-  watch(path: string, onEvent: (e: WatchEvent, at: number) => void, onEnd: (err?: unknown) => void): { close(): void } {
-    const req = this.conn().request({ ":method": "GET", ":path": path, accept: "application/json" });
-    let buf = "";
-    let closed = false;
-    req.setEncoding("utf8");
-    req.on("response", (h) => {
-      const st = Number(h[":status"] ?? 0);
-      if (st !== 200) onEnd(new Error(`watch ${path}: HTTP ${st}`));
-    });
-    req.on("data", (d: string) => {
-      const at = performance.now();
-      buf += d;
-      for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (line === "") continue;
-        try {
-          onEvent(JSON.parse(line) as WatchEvent, at);
-        } catch {
-          // not an event
-        }
-      }
-    });
-    req.on("error", (err) => {
-      if (!closed) onEnd(err);
-    });
-    req.on("end", () => {
-      if (!closed) onEnd(new Error(`watch ${path} ended`));
-    });
-    req.end();
-    return {
-      close() {
-        closed = true;
-        req.close();
-      },
-    };
-  }
-
-  close(): void {
-    this.session?.close();
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // processes: RSS and CPU
@@ -311,17 +186,6 @@ function rssSampler(pid: number): { peak(): number; reset(): void; stop(): void 
   };
 }
 
-function waitExit(proc: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(false), timeoutMs);
-    proc.once("exit", () => {
-      clearTimeout(t);
-      resolve(true);
-    });
-  });
-}
-
 let child: ChildProcess | undefined;
 
 function killChildNow(): void {
@@ -330,136 +194,6 @@ function killChildNow(): void {
 
 // ---------------------------------------------------------------------------------------------
 // host state the upstream kubelet touches: sysctls, iptables chains, /var/log/containers, cgroups
-
-function saveSysctls(): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const k of SYSCTLS) {
-    try {
-      m.set(k, readFileSync(`/proc/sys/${k}`, "utf8").trim());
-    } catch {
-      // not on this kernel
-    }
-  }
-  return m;
-}
-
-function restoreSysctls(saved: Map<string, string>): string[] {
-  const changed: string[] = [];
-  for (const [k, v] of saved) {
-    try {
-      const now = readFileSync(`/proc/sys/${k}`, "utf8").trim();
-      if (now !== v) {
-        writeFileSync(`/proc/sys/${k}`, v);
-        changed.push(`${k.replace(/\//g, ".")} ${now} -> ${v}`);
-      }
-    } catch {
-      // ignore
-    }
-  }
-  return changed;
-}
-
-function chainExists(bin: string, table: string, chain: string): boolean {
-  const r = spawnSync(bin, ["-w", "5", "-t", table, "-S", chain], { stdio: "ignore" });
-  return r.status === 0;
-}
-
-function existingChains(): Set<string> {
-  const s = new Set<string>();
-  for (const bin of ["iptables", "ip6tables"]) for (const { table, chain } of KUBELET_CHAINS) if (chainExists(bin, table, chain)) s.add(`${bin}/${table}/${chain}`);
-  return s;
-}
-
-/** Removes the kubelet's chains that were not there before the benchmark. */
-function removeNewChains(before: Set<string>): string[] {
-  const removed: string[] = [];
-  for (const bin of ["iptables", "ip6tables"]) {
-    for (const { table, chain } of KUBELET_CHAINS) {
-      const key = `${bin}/${table}/${chain}`;
-      if (before.has(key) || !chainExists(bin, table, chain)) continue;
-      if (chain === "KUBE-FIREWALL") {
-        for (const parent of ["INPUT", "OUTPUT"]) while (spawnSync(bin, ["-w", "5", "-t", table, "-D", parent, "-j", chain], { stdio: "ignore" }).status === 0);
-      }
-      spawnSync(bin, ["-w", "5", "-t", table, "-F", chain], { stdio: "ignore" });
-      if (spawnSync(bin, ["-w", "5", "-t", table, "-X", chain], { stdio: "ignore" }).status === 0) removed.push(key);
-    }
-  }
-  return removed;
-}
-
-const CONTAINER_LOGS = "/var/log/containers";
-
-/** Removes the /var/log/containers symlinks that point into `prefix` (the upstream kubelet makes them). */
-function removeLogLinks(prefix: string): void {
-  let names: string[] = [];
-  try {
-    names = readdirSync(CONTAINER_LOGS);
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    const p = join(CONTAINER_LOGS, n);
-    try {
-      if (readlinkSync(p).startsWith(prefix)) unlinkSync(p);
-    } catch {
-      // not a link
-    }
-  }
-}
-
-/** Mount points at or under `dir`, deepest first (the kubelet's root bind mount, token tmpfs). */
-function mountsUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
-    const mp = line.split(" ")[4];
-    if (!mp) continue;
-    const path = mp.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    if (path === dir || path.startsWith(`${dir}/`)) out.push(path);
-  }
-  return out.sort((a, b) => b.length - a.length);
-}
-
-function unmountUnder(dir: string): void {
-  for (let pass = 0; pass < 3; pass++) {
-    const list = mountsUnder(dir);
-    if (list.length === 0) return;
-    for (const mp of list) if (spawnSync("umount", [mp], { stdio: "ignore" }).status !== 0) spawnSync("umount", ["-l", mp], { stdio: "ignore" });
-  }
-}
-
-/** Cgroup mount points (v1 hierarchies and the v2 one). */
-function cgroupMounts(): string[] {
-  const out: string[] = [];
-  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
-    const parts = line.split(" ");
-    const sep = parts.indexOf("-");
-    const fstype = sep >= 0 ? parts[sep + 1] : undefined;
-    if ((fstype === "cgroup" || fstype === "cgroup2") && parts[4]) out.push(parts[4]);
-  }
-  return out;
-}
-
-/**
- * The cgroup root both kubelets get (--cgroup-root / cgroupRoot): a private one, so neither
- * kubelet's pod cgroup cleanup can touch the /kubepods of other kubelets on this shared machine
- * (the upstream kubelet kills the processes of pod cgroups it does not know). The upstream kubelet
- * refuses a cgroup root that does not exist, so it is made in every hierarchy.
- */
-async function makeCgroupRoot(name: string): Promise<void> {
-  for (const mp of cgroupMounts()) {
-    const dir = join(mp, name);
-    await mkdir(dir, { recursive: true });
-    if (existsSync(join(mp, "cpuset.cpus")) && existsSync(join(dir, "cpuset.cpus"))) {
-      for (const f of ["cpuset.cpus", "cpuset.mems"]) {
-        if ((await readFile(join(dir, f), "utf8")).trim() === "") await writeFile(join(dir, f), await readFile(join(mp, f), "utf8"));
-      }
-    }
-  }
-}
-
-function removeCgroupRoot(name: string): void {
-  spawnSync("bash", [join(repoRoot(), "hack/containerd.sh"), "clean-cgroups", name], { stdio: "ignore", timeout: 60_000 });
-}
 
 // ---------------------------------------------------------------------------------------------
 // the benchmark context
@@ -540,58 +274,6 @@ function podManifest(i: number, namespace: string, node: string): object {
   };
 }
 
-interface WaitOptions {
-  what: string;
-  timeoutMs: number;
-  /** Runs before every attempt; throws to stop waiting at once. */
-  check?: () => void;
-  intervalMs?: number;
-}
-
-async function waitUntil<T>(o: WaitOptions, fn: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const { what, timeoutMs, check, intervalMs = 100 } = o;
-  const start = performance.now();
-  let last: unknown;
-  for (;;) {
-    check?.();
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${errText(last)}` : ""}`);
-    await sleep(intervalMs);
-  }
-}
-
-function kubeletConfig(ctx: Ctx, p: { port: number; healthzPort: number; logsDir: string }): string {
-  return [
-    "apiVersion: kubelet.config.k8s.io/v1beta1",
-    "kind: KubeletConfiguration",
-    "cgroupDriver: cgroupfs",
-    "cgroupsPerQOS: true",
-    `cgroupRoot: /${ctx.cgroupRoot}`,
-    "failSwapOn: false",
-    `containerRuntimeEndpoint: ${ctx.rt.endpoint}`,
-    "authentication:",
-    "  anonymous: {enabled: false}",
-    "  webhook: {enabled: true}",
-    `  x509: {clientCAFile: ${ctx.cluster.caCert}}`,
-    "authorization: {mode: Webhook}",
-    "readOnlyPort: 0",
-    `port: ${p.port}`,
-    `healthzPort: ${p.healthzPort}`,
-    "healthzBindAddress: 127.0.0.1",
-    'staticPodPath: ""',
-    "resolvConf: /etc/resolv.conf",
-    `clusterDNS: [${CLUSTER_DNS}]`,
-    `clusterDomain: ${CLUSTER_DOMAIN}`,
-    `podLogsDir: ${p.logsDir}`,
-    "",
-  ].join("\n");
-}
-
 interface KubeletRun {
   kind: Kind;
   node: string;
@@ -600,59 +282,17 @@ interface KubeletRun {
   logFile: string;
 }
 
-async function startKubelet(ctx: Ctx, run: KubeletRun): Promise<ChildProcess> {
-  const { kind, node, kubeconfig, dir, logFile } = run;
-  const root = join(dir, "root");
-  const logsDir = join(dir, "pod-logs");
-  await Promise.all([mkdir(root, { recursive: true }), mkdir(logsDir, { recursive: true })]);
-  const port = await freePort();
-  const healthzPort = await freePort();
-  let cmd: string;
-  let args: string[];
-  const v = ctx.settings.profile ? (kind === "tskubelet" ? 5 : 4) : ctx.settings.verbosity;
-  if (kind === "upstream") {
-    const cfg = join(dir, "kubelet-config.yaml");
-    await writeFile(cfg, kubeletConfig(ctx, { port, healthzPort, logsDir }));
-    cmd = KTP_BIN;
-    args = ["kubelet", `--config=${cfg}`, `--kubeconfig=${kubeconfig}`, `--root-dir=${root}`, `--cert-dir=${join(root, "pki")}`, `--hostname-override=${node}`, `--v=${v}`];
-  } else {
-    cmd = process.execPath;
-    args = [
-      ...(ctx.settings.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(dir, "cpuprof")}`] : []),
-      ctx.mainJs,
-      `--kubeconfig=${kubeconfig}`,
-      `--container-runtime-endpoint=${ctx.rt.endpoint}`,
-      `--root-dir=${root}`,
-      `--pod-logs-dir=${logsDir}`,
-      `--port=${port}`,
-      "--read-only-port=0",
-      `--healthz-port=${healthzPort}`,
-      "--cadvisor-port=0",
-      `--hostname-override=${node}`,
-      `--cgroup-root=/${ctx.cgroupRoot}`,
-      "--cgroup-driver=cgroupfs",
-      "--cgroups-per-qos=true",
-      "--fail-swap-on=false",
-      "--resolv-conf=/etc/resolv.conf",
-      `--cluster-dns=${CLUSTER_DNS}`,
-      `--cluster-domain=${CLUSTER_DOMAIN}`,
-      "--anonymous-auth=false",
-      "--authentication-token-webhook=true",
-      "--authorization-mode=Webhook",
-      `--client-ca-file=${ctx.cluster.caCert}`,
-      `--v=${v}`,
-    ];
-  }
-  const fd = openSync(logFile, "a");
-  const proc = spawn(cmd, args, { stdio: ["ignore", fd, fd] });
-  closeSync(fd);
-  if (proc.pid === undefined) throw new Error(`could not start ${kind}`);
-  return proc;
-}
-
-function nodeReady(body: unknown): boolean {
-  const n = body as { status?: { conditions?: { type: string; status: string }[] } };
-  return n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+function startKubelet(ctx: Ctx, run: KubeletRun): Promise<ChildProcess> {
+  const v = ctx.settings.profile ? (run.kind === "tskubelet" ? 5 : 4) : ctx.settings.verbosity;
+  return startNodeKubelet({
+    ...run,
+    endpoint: ctx.rt.endpoint,
+    cgroupRoot: ctx.cgroupRoot,
+    caCert: ctx.cluster.caCert,
+    mainJs: ctx.mainJs,
+    verbosity: v,
+    nodeOptions: ctx.settings.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(run.dir, "cpuprof")}`] : [],
+  });
 }
 
 async function runOnce(ctx: Ctx, kind: Kind, label: string): Promise<RunResult> {
@@ -702,7 +342,7 @@ async function runOnce(ctx: Ctx, kind: Kind, label: string): Promise<RunResult> 
     // The watch is resumed from the last resourceVersion if the apiserver ends it (it does, rarely, under load).
     let lastRv = list.metadata?.resourceVersion ?? "0";
     let watchClosed = false;
-    const onEvent = (e: WatchEvent, at: number): void => {
+    const onEvent = (e: WatchEvent<PodObj>, at: number): void => {
       if (e.type === "ERROR") {
         watchErr = new Error(`watch error event: ${JSON.stringify(e.object).slice(0, 300)}`);
         return;
@@ -848,16 +488,6 @@ async function runOnce(ctx: Ctx, kind: Kind, label: string): Promise<RunResult> 
     await rm(dirname(kubeconfig), { recursive: true, force: true });
     if (!ctx.settings.keep) await rm(dir, { recursive: true, force: true });
   }
-}
-
-async function forceClean(rs: CriRuntimeService, namespace: string): Promise<void> {
-  const sandboxes = await rs.listPodSandbox({ labelSelector: { [LABEL_POD_NAMESPACE]: namespace } }).catch(() => []);
-  await Promise.all(
-    sandboxes.map(async (sb) => {
-      await rs.stopPodSandbox(sb.id).catch(() => undefined);
-      await rs.removePodSandbox(sb.id).catch(() => undefined);
-    }),
-  );
 }
 
 // ---------------------------------------------------------------------------------------------
