@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // Runs the compiled test files (dist/test/<tier>/**/*.test.js) on node's built-in test runner.
-// Usage: node scripts/run-tests.mjs [unit|integration|e2e ...]   (default: all tiers, in that order)
+// Usage: node scripts/run-tests.mjs [unit|integration|e2e|differential ...]   (default: all tiers, in that order)
 // Unit tests run in parallel; integration and e2e files run one at a time (they share the machine).
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
-const tiers = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["unit", "integration", "e2e"];
+const tiers = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["unit", "integration", "e2e", "differential"];
 let failed = false;
 for (const tier of tiers) {
   const dir = join("dist", "test", tier);
