@@ -35,6 +35,23 @@ export function isStaticPod(pod: V1Pod): boolean {
   return pod.metadata?.annotations?.[ANN_CONFIG_SOURCE] === SOURCE_FILE;
 }
 
+/**
+ * The strategic merge patch that makes the API's pod status equal `status`. Conditions merge by
+ * type, so a condition that lost its reason or message (False → True) says so with an explicit
+ * null; otherwise the API would keep the old reason on a condition that is now True.
+ */
+export function statusPatch(uid: string, status: V1PodStatus): { metadata: { uid: string }; status: Record<string, unknown> } {
+  const body = JSON.parse(toKubeJSON({ metadata: { uid }, status })) as { metadata: { uid: string }; status: Record<string, unknown> };
+  const conditions = body.status.conditions;
+  if (Array.isArray(conditions)) {
+    for (const c of conditions as Record<string, unknown>[]) {
+      c.reason ??= null;
+      c.message ??= null;
+    }
+  }
+  return body;
+}
+
 export function createStatusSyncer(opts: StatusSyncerOptions): StatusSyncer {
   const log = opts.logger.with({ component: "status" });
   const dirty = new Set<string>();
@@ -67,8 +84,7 @@ export function createStatusSyncer(opts: StatusSyncerOptions): StatusSyncer {
     if (!entry) return "ok";
     const target = opts.target(entry.pod);
     if (!target) return "retry";
-    const status: V1PodStatus = entry.status;
-    const body = JSON.parse(toKubeJSON({ metadata: { uid: target.uid }, status })) as unknown;
+    const body = statusPatch(target.uid, entry.status);
     try {
       await opts.api.request({
         method: "PATCH",

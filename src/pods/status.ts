@@ -87,10 +87,13 @@ function podConditions(
   const readiness = [...initInfo.filter((i) => i.sidecar && phase !== "Succeeded" && phase !== "Failed").map((i) => i.status), ...containerStatuses];
   const allReady = containerStatuses.length > 0 && readiness.every((s) => s.ready);
   const notReady = readiness.filter((s) => !s.ready).map((s) => s.name);
+  // A terminal pod's readiness says why it ended (upstream: PodCompleted / PodFailed, no message).
   const why =
     phase === "Succeeded"
       ? { reason: "PodCompleted", message: "" }
-      : { reason: "ContainersNotReady", message: `containers with unready status: [${notReady.join(" ")}]` };
+      : phase === "Failed"
+        ? { reason: "PodFailed", message: "" }
+        : { reason: "ContainersNotReady", message: `containers with unready status: [${notReady.join(" ")}]` };
   const foreign = foreignConditions(input);
   const gates = allReady ? unreadyGates(input.pod, foreign) : [];
   const readyCond =

@@ -472,6 +472,8 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
         delete cond.reason;
         if (cond.type !== "PodReadyToStartContainers") cond.reason = allSucceeded ? "PodCompleted" : "PodFailed";
       }
+      // Upstream marks a Succeeded pod's Initialized condition PodCompleted as well.
+      if (cond.type === "Initialized" && cond.status === "True" && status.phase === "Succeeded") cond.reason = "PodCompleted";
     }
     env.setStatus(pod, status);
   };

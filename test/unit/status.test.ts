@@ -205,6 +205,17 @@ describe("computePodStatus", () => {
     }
   });
 
+  it("a failed pod under Never: Ready and ContainersReady False with reason PodFailed and no message", () => {
+    const pod = mkPod({ restartPolicy: "Never" });
+    const s = status(pod, rt([sb({ state: "SANDBOX_NOTREADY" })], [dead("main", 1)]));
+    assert.equal(s.phase, "Failed");
+    for (const type of ["Ready", "ContainersReady"]) {
+      assert.equal(condition(s, type).status, "False");
+      assert.equal(condition(s, type).reason, "PodFailed");
+      assert.equal(condition(s, type).message, undefined);
+    }
+  });
+
   it("crash loop: waiting CrashLoopBackOff, lastState terminated, restartCount; Running under Always", () => {
     const pod = mkPod();
     const message = "back-off 40s restarting failed container=main pod=web-node1_default(uid-1)";
