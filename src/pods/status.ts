@@ -56,8 +56,15 @@ export function computePodStatus(input: StatusInput): V1PodStatus {
     sandboxReady: sandboxReady && (hostNetwork || podIPs.length > 0),
   });
 
+  // As upstream, a pod is reported terminal only once nothing of it can still run: while its
+  // sandbox (or a container) is up it keeps the phase it had, with the terminal conditions.
+  const couldRun = sandboxReady || runtime.containers.some((c) => c.state === "CONTAINER_RUNNING");
+  const terminal = phase === "Succeeded" || phase === "Failed";
+  const prevPhase = input.previous?.phase;
+  const reportedPhase = terminal && !input.terminal && couldRun ? (prevPhase && prevPhase !== "Succeeded" && prevPhase !== "Failed" ? prevPhase : "Pending") : phase;
+
   const status: V1PodStatus = {
-    phase,
+    phase: reportedPhase,
     conditions,
     hostIP: input.hostIPs[0] ?? "",
     hostIPs: input.hostIPs.map((ip) => ({ ip })),

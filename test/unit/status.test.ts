@@ -177,7 +177,7 @@ describe("computePodStatus", () => {
 
   it("terminated Completed (exit 0) and Error (exit 1) with exit code, times and container ID", () => {
     const pod = mkPod({ restartPolicy: "Never", containers: [{ name: "ok", image: "busybox" }, { name: "bad", image: "busybox" }] });
-    const s = status(pod, rt([sb()], [dead("ok", 0), dead("bad", 1)]));
+    const s = status(pod, rt([sb({ state: "SANDBOX_NOTREADY" })], [dead("ok", 0), dead("bad", 1)]));
     assert.deepEqual(cs(s, "ok").state, {
       terminated: { exitCode: 0, reason: "Completed", startedAt: new Date(T0 - 49_000), finishedAt: new Date(T0 - 10_000), containerID: "containerd://ok-id" },
     });
@@ -203,6 +203,17 @@ describe("computePodStatus", () => {
       assert.equal(condition(s, "Ready").reason, "PodCompleted");
       assert.equal(condition(s, "ContainersReady").reason, "PodCompleted");
     }
+  });
+
+  it("a finished pod whose sandbox still runs keeps its phase (with terminal conditions) until the sandbox stops", () => {
+    const pod = mkPod({ restartPolicy: "Never" });
+    const held = status(pod, rt([sb()], [dead("main", 0)]), { previous: { phase: "Running" } });
+    assert.equal(held.phase, "Running");
+    assert.equal(condition(held, "Ready").reason, "PodCompleted");
+    const never = status(pod, rt([sb()], [dead("main", 0)]));
+    assert.equal(never.phase, "Pending", "no earlier phase: Pending, as the API's default");
+    const done = status(pod, rt([sb({ state: "SANDBOX_NOTREADY" })], [dead("main", 0)]), { previous: held });
+    assert.equal(done.phase, "Succeeded");
   });
 
   it("a failed pod under Never: Ready and ContainersReady False with reason PodFailed and no message", () => {
@@ -558,7 +569,7 @@ describe("computePodStatus: init containers", () => {
   });
 
   it("a failed init container: Failed under Never; Pending with CrashLoopBackOff under OnFailure", () => {
-    const never = status(withInits("Never", [{ name: "a" }]), rt([sb()], [dead("a", 3)]));
+    const never = status(withInits("Never", [{ name: "a" }]), rt([sb({ state: "SANDBOX_NOTREADY" })], [dead("a", 3)]));
     assert.equal(never.phase, "Failed");
     assert.equal(ics(never, "a").state?.terminated?.exitCode, 3);
     assert.equal(ics(never, "a").ready, false);
