@@ -175,6 +175,9 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     const before = await readRuntime();
     const actions = computePodActions({ pod, runtime: before, crashBackoff: env.crashBackoff, nowMs: env.clock.now(), probes: env.probes });
     const waiting = new Map<string, Waiting>(actions.waiting);
+    // A pod seen for the first time is reported at once (Pending, containers waiting in
+    // ContainerCreating), before the sandbox is made, as upstream does.
+    if (env.getStatus(uid) === undefined) publishStatus(before, waiting);
     const { changed, again } = await execute(actions, before, waiting);
     const after = changed ? await readRuntime() : before;
     publishStatus(after, waiting);

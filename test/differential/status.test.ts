@@ -24,28 +24,7 @@ import { ROWS } from "./rows.js";
  * Rows whose final states are known to differ, with the reason. Keep in step with the table
  * "Known differences" of docs/differences.md (a test below checks it).
  */
-const TERMINAL = "terminal pod conditions (to fix, src/pods/status.ts): upstream stops the sandbox of a terminal pod (PodReadyToStartContainers=False), gives Ready and ContainersReady the reason PodFailed on Failed and Initialized the reason PodCompleted on Succeeded";
-const INIT = "init containers (and sidecars) are not run yet: no initContainerStatuses, the app containers start at once (in development)";
-const MESSAGE = "termination messages (terminationMessagePath, FallbackToLogsOnError) are not read yet (in development)";
-
-export const KNOWN: Readonly<Record<string, string>> = {
-  "exit0-onfailure": TERMINAL,
-  "exit0-never": TERMINAL,
-  "exit1-never": TERMINAL,
-  "init-ok": INIT,
-  "init-fail-never": INIT,
-  "init-fail-onfailure": INIT,
-  sidecar: INIT,
-  "liveness-fail": "liveness probes are not run yet: no restart (in development)",
-  "poststart-hook": "postStart hooks are not run yet: the container finds no file and exits 1 (in development); then also the terminal pod conditions",
-  "prestop-hook": "preStop hooks and termination messages are not run or read yet (in development); also Initialized has no reason PodCompleted",
-  "termination-message": `${MESSAGE}; also the terminal pod conditions`,
-  "termination-fallback": `${MESSAGE}; also the terminal pod conditions`,
-  "run-as-non-root": "runAsNonRoot is not checked yet: the container runs (in development)",
-  "oom-killed": TERMINAL,
-  emptydir: "init containers are not run yet, so the app container finds no file and exits 1 (in development); then also the terminal pod conditions",
-  "downward-api": `${MESSAGE}; also the terminal pod conditions (the volume itself works: the container succeeds)`,
-};
+export const KNOWN: Readonly<Record<string, string>> = {};
 
 const DOC = join(repoRoot(), "docs", "differences.md");
 

@@ -76,6 +76,7 @@ describe("pod worker: hooks and kill order", async () => {
     const cri = new FakeCri({ clock });
     const events: string[] = [];
     const statuses = new Map<string, V1PodStatus>();
+    const history: V1PodStatus[] = [];
     const logger = createLogger({ verbosity: 0, sink: { write: () => undefined } });
     const h = handlers(clock, exec);
     const env: WorkerEnv = {
@@ -94,7 +95,10 @@ describe("pod worker: hooks and kill order", async () => {
       resyncMs: 60_000,
       volumes: { setUp: () => Promise.resolve([]), mountsFor: () => Promise.resolve([]), tearDown: () => Promise.resolve(), envLookup: undefined },
       allocatable: () => ({}),
-      setStatus: (p, s) => statuses.set(p.metadata?.uid ?? "", s),
+      setStatus: (p, s) => {
+        statuses.set(p.metadata?.uid ?? "", s);
+        history.push(s);
+      },
       getStatus: (uid) => statuses.get(uid),
       probes: noProbeVerdicts,
       handlers: h.runner,
@@ -112,8 +116,18 @@ describe("pod worker: hooks and kill order", async () => {
       for (const c of list) names.set(c.id, c.metadata.name);
       return list.some((c) => c.metadata.name === name && c.state === "CONTAINER_RUNNING");
     };
-    return { clock, cri, events, statuses, w, uid, hooks: h.calls, stops, running };
+    return { clock, cri, events, statuses, history, w, uid, hooks: h.calls, stops, running };
   };
+
+  it("a new pod is reported Pending with its containers in ContainerCreating before its sandbox is made", async () => {
+    const t = setup(mkPod("fresh", { grace: 5, containers: [{ name: "app", image: IMAGE }] }));
+    await until(() => t.running("app"), "app running");
+    const first = t.history[0];
+    assert.equal(first?.phase, "Pending");
+    assert.equal(first?.containerStatuses?.[0]?.state?.waiting?.reason, "ContainerCreating");
+    assert.equal(first?.conditions?.find((c) => c.type === "PodReadyToStartContainers")?.status, "False");
+    await until(() => t.history.at(-1)?.phase === "Running", "Running reported");
+  });
 
   it("a preStop sleep uses part of the grace period; StopContainer gets what is left", async () => {
     const t = setup(mkPod("sleepy", { grace: 10, containers: [{ name: "app", image: IMAGE, lifecycle: { preStop: { sleep: { seconds: 3 } } } }] }));
