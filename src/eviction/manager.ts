@@ -10,6 +10,7 @@ import type { StatsSnapshot } from "../stats/index.js";
 import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
 import { errorMessage } from "../util/errors.js";
+import { runPeriodically } from "../util/periodic.js";
 import type { EventRecorder, FinalReason } from "../pods/worker.js";
 import type { Rejection } from "../pods/manager.js";
 import { qosClass } from "../containers/resources.js";
@@ -191,16 +192,13 @@ export function createEvictionManager(deps: EvictionDeps, opts: EvictionOptions)
   const has = (c: NodeConditionType): boolean => conditions.includes(c);
 
   return {
-    async run(signal) {
-      while (!signal.aborted) {
-        try {
-          await synchronize();
-        } catch (err) {
-          log.error("eviction manager: synchronize failed", { err: errorMessage(err) });
-        }
-        await clock.sleep(intervalMs, signal).catch(() => undefined);
-      }
-    },
+    run: (signal) =>
+      runPeriodically(synchronize, {
+        clock,
+        signal,
+        periodMs: intervalMs,
+        onError: (err) => log.error("eviction manager: synchronize failed", { err: errorMessage(err) }),
+      }),
     synchronize,
     isUnderMemoryPressure: () => has("MemoryPressure"),
     isUnderDiskPressure: () => has("DiskPressure"),

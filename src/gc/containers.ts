@@ -16,6 +16,7 @@ import { LABEL_POD_UID } from "../api/labels.js";
 import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
 import { errorMessage } from "../util/errors.js";
+import { runPeriodically } from "../util/periodic.js";
 
 /** Upstream's ContainerGCPeriod. */
 export const CONTAINER_GC_PERIOD_MS = 60_000;
@@ -129,19 +130,13 @@ export function createContainerGC(deps: ContainerGCDeps, opts: ContainerGCOption
 
   return {
     collect,
-    async run(signal) {
-      while (!signal.aborted) {
-        try {
-          await deps.clock.sleep(opts.periodMs, signal);
-        } catch {
-          return;
-        }
-        try {
-          await collect();
-        } catch (err) {
-          deps.logger.info("Container garbage collection failed", { err: errorMessage(err) });
-        }
-      }
-    },
+    run: (signal) =>
+      runPeriodically(collect, {
+        clock: deps.clock,
+        signal,
+        periodMs: opts.periodMs,
+        waitFirst: true,
+        onError: (err) => deps.logger.info("Container garbage collection failed", { err: errorMessage(err) }),
+      }),
   };
 }

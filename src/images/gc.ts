@@ -12,6 +12,7 @@ import type { Image, ImageService, RuntimeService } from "../cri/types.js";
 import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
 import { errorMessage } from "../util/errors.js";
+import { runPeriodically } from "../util/periodic.js";
 
 /** Upstream's ImageGCPeriod. */
 export const IMAGE_GC_PERIOD_MS = 5 * 60_000;
@@ -250,18 +251,13 @@ export function createImageGC(deps: ImageGCDeps, opts: ImageGCOptions): ImageGC 
       }
       // Detect at once so that ages count from start-up; collect every period.
       await detect(deps.clock.now()).catch((err: unknown) => deps.logger.info("image detection failed", { err: errorMessage(err) }));
-      while (!signal.aborted) {
-        try {
-          await deps.clock.sleep(opts.periodMs, signal);
-        } catch {
-          return;
-        }
-        try {
-          await collect();
-        } catch (err) {
-          deps.logger.info("Image garbage collection failed", { err: errorMessage(err) });
-        }
-      }
+      await runPeriodically(collect, {
+        clock: deps.clock,
+        signal,
+        periodMs: opts.periodMs,
+        waitFirst: true,
+        onError: (err) => deps.logger.info("Image garbage collection failed", { err: errorMessage(err) }),
+      });
     },
   };
 }

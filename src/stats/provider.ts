@@ -11,6 +11,7 @@ import type { Container, ContainerStats, ImageFsInfo, ImageFsInfoResponse, PodSa
 import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
 import { errorMessage } from "../util/errors.js";
+import { runPeriodically } from "../util/periodic.js";
 import { detectCgroupLayout, type CgroupLayout, type CgroupPath, type CgroupSpec, type CgroupStats } from "./cgroup.js";
 import { readCgroup } from "./cgroup-read.js";
 import { memoryFromStat } from "./cgroup-v2.js";
@@ -352,10 +353,12 @@ export function createStatsProvider(deps: StatsProviderDeps, opts: StatsProvider
     },
     async run(signal) {
       const every = opts.housekeepingIntervalMs ?? 10_000;
-      while (!signal.aborted) {
-        await snapshot(every / 2).catch((err: unknown) => logger.warn("stats housekeeping failed", { err: errorMessage(err) }));
-        await clock.sleep(every, signal).catch(() => undefined);
-      }
+      await runPeriodically(() => snapshot(every / 2), {
+        clock,
+        signal,
+        periodMs: every,
+        onError: (err) => logger.warn("stats housekeeping failed", { err: errorMessage(err) }),
+      });
     },
   };
 }
