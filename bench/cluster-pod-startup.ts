@@ -22,20 +22,18 @@
  * The last line printed is one JSON object with the result.
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import { cpus, loadavg, release, totalmem } from "node:os";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
 import { createRuntimeService, type CriRuntimeService } from "../src/cri/index.js";
-import { repoRoot, startContainerd, TEST_IMAGES, type PrivateContainerd } from "../test/support/containerd.js";
+import { startContainerd, TEST_IMAGES, type PrivateContainerd } from "../test/support/containerd.js";
 import { startCluster, type TestCluster } from "../test/support/cluster.js";
+import { load, machineInfo, median, pad, percentile, r1, r2, r3, snapshotTskubelet, sourceVersion } from "./common.js";
 import {
   Api,
-  CONTAINER_LOGS,
   errText,
-  existingChains,
   forceClean,
   KTP_BIN,
   makeCgroupRoot,
@@ -44,8 +42,9 @@ import {
   removeCgroupRoot,
   removeLogLinks,
   removeNewChains,
+  restoreHostFiles,
   restoreSysctls,
-  saveSysctls,
+  saveHostState,
   sleep,
   startNodeKubelet,
   unmountUnder,
@@ -86,7 +85,6 @@ function parseArgs(argv: string[]): Settings {
   return s;
 }
 
-const DIST_SRC = fileURLToPath(new URL("../src", import.meta.url));
 const NODE_READY_TIMEOUT_MS = 90_000;
 const POD_READY_TIMEOUT_MS = 180_000;
 const POD_GONE_TIMEOUT_MS = 180_000;
@@ -106,29 +104,7 @@ interface PodObj {
 // ---------------------------------------------------------------------------------------------
 // small helpers
 
-function percentile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[idx] ?? NaN;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  const n = sorted.length;
-  if (n === 0) return NaN;
-  const mid = Math.floor(n / 2);
-  return n % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-}
-
-const r1 = (x: number): number => Math.round(x * 10) / 10;
-const r2 = (x: number): number => Math.round(x * 100) / 100;
-const r3 = (x: number): number => Math.round(x * 1000) / 1000;
-const load = (): string => loadavg().map((x) => x.toFixed(2)).join(" ");
-const pad = (s: string | number, n: number): string => String(s).padStart(n);
 const ms = (x: number): string => `${Math.round(x)} ms`;
-
-// ---------------------------------------------------------------------------------------------
-// the apiserver, as admin, over one HTTP/2 connection (no per-request TLS handshakes)
 
 // ---------------------------------------------------------------------------------------------
 // processes: RSS and CPU
@@ -191,9 +167,6 @@ let child: ChildProcess | undefined;
 function killChildNow(): void {
   if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
 }
-
-// ---------------------------------------------------------------------------------------------
-// host state the upstream kubelet touches: sysctls, iptables chains, /var/log/containers, cgroups
 
 // ---------------------------------------------------------------------------------------------
 // the benchmark context
@@ -798,31 +771,6 @@ function summarize(list: RunResult[]): Summary {
 }
 
 // ---------------------------------------------------------------------------------------------
-// machine and source
-
-async function machineInfo(rs: CriRuntimeService): Promise<Record<string, string | number>> {
-  const cpuinfo = await readFile("/proc/cpuinfo", "utf8").catch(() => "");
-  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? "unknown";
-  const v = await rs.version();
-  return { cpu_model: model.trim(), cores: cpus().length, memory_gib: r1(totalmem() / 1024 ** 3), kernel: release(), node: process.version, containerd_version: v.runtimeVersion };
-}
-
-function sourceVersion(): { commit: string; src_dirty: boolean } | null {
-  const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repoRoot(), encoding: "utf8" });
-  if (head.status !== 0) return null;
-  const dirty = spawnSync("git", ["status", "--porcelain", "--", "src"], { cwd: repoRoot(), encoding: "utf8" });
-  return { commit: head.stdout.trim(), src_dirty: dirty.stdout.trim() !== "" };
-}
-
-/** Copies dist/src once (a shared work tree: someone may rebuild dist/ during the run). */
-async function snapshotTskubelet(): Promise<{ dir: string; mainJs: string }> {
-  const dir = join(repoRoot(), "bench", "bin", `cluster-bench-${process.pid}`);
-  await rm(dir, { recursive: true, force: true });
-  await cp(DIST_SRC, join(dir, "src"), { recursive: true });
-  return { dir, mainJs: join(dir, "src", "cli", "main.js") };
-}
-
-// ---------------------------------------------------------------------------------------------
 // main
 
 async function main(): Promise<void> {
@@ -835,28 +783,16 @@ async function main(): Promise<void> {
   console.log(`cluster pod-startup benchmark: ${settings.pods} pods, ${settings.rounds} rounds, tskubelet vs upstream kubelet${settings.profile ? ", profile" : ""}`);
   const loadStart = loadavg()[0] ?? NaN;
   const version = sourceVersion();
-  const snapshot = await snapshotTskubelet();
+  const snapshot = await snapshotTskubelet("cluster-bench");
   process.on("exit", () => rmSync(snapshot.dir, { recursive: true, force: true }));
   const upstreamVersion = spawnSync(KTP_BIN, ["kubelet", "--version"], { encoding: "utf8" }).stdout.trim();
   console.log(`tskubelet: ${version ? `commit ${version.commit}${version.src_dirty ? " with uncommitted src/ changes" : ""}` : "not a git tree"}; running a copy of dist/src in ${snapshot.dir}`);
   console.log(`upstream: ${KTP_BIN} kubelet (${upstreamVersion})`);
 
-  const sysctls = saveSysctls();
-  const chainsBefore = existingChains();
-  const logDirExisted = existsSync(CONTAINER_LOGS);
+  const host = saveHostState();
   const cgroupRoot = `tskbench-${process.pid}`;
   const workDir = await mkdtemp("/tmp/tskubelet-cbench-");
-  const hostRestore = (): void => {
-    restoreSysctls(sysctls);
-    removeLogLinks(workDir);
-    if (!logDirExisted) {
-      try {
-        rmdirSync(CONTAINER_LOGS);
-      } catch {
-        // not empty or gone
-      }
-    }
-  };
+  const hostRestore = (): void => restoreHostFiles(host, workDir);
   process.on("exit", hostRestore);
 
   const started = await Promise.allSettled([startCluster(settings.profile ? { extraEnv: { KTP_APISERVER_VERBOSITY: "3" } } : {}), startContainerd({ cni: true })]);
@@ -876,7 +812,7 @@ async function main(): Promise<void> {
     const machine = await machineInfo(cri);
     console.log(`machine: ${String(machine.cpu_model)}, ${machine.cores} cores, ${machine.memory_gib} GiB, kernel ${machine.kernel}, containerd ${machine.containerd_version}, node ${machine.node}`);
     console.log(`control plane: ${cluster.server} (${cluster.dataDir}); containerd: ${rt.endpoint} (CNI bridge ${rt.bridge}, ${rt.subnet}); cgroup root /${cgroupRoot}`);
-    const ctx: Ctx = { settings, cluster, api, rt, cri, workDir, mainJs: snapshot.mainJs, cgroupRoot, sysctls, seq: 0 };
+    const ctx: Ctx = { settings, cluster, api, rt, cri, workDir, mainJs: snapshot.mainJs, cgroupRoot, sysctls: host.sysctls, seq: 0 };
 
     // Warm-up, not counted: image snapshots, CNI bridge, page cache, apiserver caches.
     for (const kind of ["upstream", "tskubelet"] as const) {
@@ -938,7 +874,7 @@ async function main(): Promise<void> {
     killChildNow();
     cri.close();
     api.close();
-    const removed = removeNewChains(chainsBefore);
+    const removed = removeNewChains(host.chains);
     if (removed.length > 0) console.error(`removed iptables chains the upstream kubelet created: ${removed.join(", ")}`);
     hostRestore();
     await Promise.all([cluster.stop(), rt.stop()]);

@@ -25,22 +25,37 @@
  * The last line printed is one JSON object with the result.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readFile, rename, rm, unlink, writeFile } from "node:fs/promises";
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from "node:fs";
+import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
-import { cpus, loadavg, release, totalmem } from "node:os";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
 import { createRuntimeService, type CriRuntimeService } from "../src/cri/index.js";
 import { LABEL_POD_NAMESPACE } from "../src/api/labels.js";
-import { repoRoot, startContainerd, TEST_IMAGES, type PrivateContainerd } from "../test/support/containerd.js";
+import { startContainerd, TEST_IMAGES, type PrivateContainerd } from "../test/support/containerd.js";
 import { freePort } from "../test/support/tskubelet.js";
+import {
+  errText,
+  forceClean,
+  KTP_BIN,
+  makeCgroupRoot,
+  removeCgroupRoot,
+  removeLogLinks,
+  removeNewChains,
+  restoreHostFiles,
+  restoreSysctls,
+  saveHostState,
+  sleep,
+  unmountUnder,
+  waitExit,
+  waitUntil,
+  type Kind,
+} from "../test/support/kubelets.js";
+import { load, machineInfo, median, pad, r1, r2, r3, snapshotTskubelet, sourceVersion, type MachineInfo } from "./common.js";
 
 // ---------------------------------------------------------------------------------------------
 // settings
-
-type Kind = "tskubelet" | "upstream";
 
 interface Settings {
   pods: number;
@@ -78,8 +93,6 @@ function parseArgs(argv: string[]): Settings {
   return s;
 }
 
-const KTP_BIN = join(repoRoot(), "test/cluster/bin/kube-test-plane");
-const DIST_SRC = fileURLToPath(new URL("../src", import.meta.url));
 const MAX_PODS = 120;
 const PODS_RUNNING_TIMEOUT_MS = 300_000;
 const SERVED_TIMEOUT_MS = 180_000;
@@ -89,63 +102,6 @@ const SETTLE_MS = 10_000;
 const BETWEEN_KUBELETS_MS = 3_000;
 const SEQUENTIAL_REQUESTS = 10;
 const ENDPOINTS = ["/pods", "/stats/summary"] as const;
-/** Kernel settings the upstream kubelet changes at start (protectKernelDefaults false); restored after its run. */
-const SYSCTLS = ["vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"];
-const KUBELET_CHAINS: { table: string; chain: string }[] = [
-  { table: "filter", chain: "KUBE-FIREWALL" },
-  { table: "filter", chain: "KUBE-KUBELET-CANARY" },
-  { table: "nat", chain: "KUBE-KUBELET-CANARY" },
-  { table: "mangle", chain: "KUBE-KUBELET-CANARY" },
-  { table: "mangle", chain: "KUBE-IPTABLES-HINT" },
-];
-const CONTAINER_LOGS = "/var/log/containers";
-
-// ---------------------------------------------------------------------------------------------
-// small helpers
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function median(values: number[]): number {
-  const sorted = [...values].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  const n = sorted.length;
-  if (n === 0) return NaN;
-  const mid = Math.floor(n / 2);
-  return n % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-}
-
-const r1 = (x: number): number => Math.round(x * 10) / 10;
-const r2 = (x: number): number => Math.round(x * 100) / 100;
-const r3 = (x: number): number => Math.round(x * 1000) / 1000;
-const load = (): string => loadavg().map((x) => x.toFixed(2)).join(" ");
-const pad = (s: string | number, n: number): string => String(s).padStart(n);
-
-function errText(err: unknown): string {
-  return err instanceof Error ? (err.stack ?? err.message) : String(err);
-}
-
-interface WaitOpts {
-  timeoutMs: number;
-  /** Called before every attempt; throws to give up (the kubelet exited). */
-  check: () => void;
-  intervalMs: number;
-}
-
-async function waitUntil<T>(what: string, opts: WaitOpts, fn: () => Promise<T | undefined>): Promise<T> {
-  const { timeoutMs, check, intervalMs } = opts;
-  const start = performance.now();
-  let last: unknown;
-  for (;;) {
-    check();
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${errText(last)}` : ""}`);
-    await sleep(intervalMs);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // HTTP (the benchmark's own checks and the /metrics/cadvisor scrapes; the load comes from wrk)
@@ -200,143 +156,11 @@ function readRssMiB(pid: number): { rss: number; hwm: number; threads: number } 
   }
 }
 
-function waitExit(proc: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(false), timeoutMs);
-    proc.once("exit", () => {
-      clearTimeout(t);
-      resolve(true);
-    });
-  });
-}
-
 let child: ChildProcess | undefined;
 let loadGen: ChildProcess | undefined;
 
 function killChildrenNow(): void {
   for (const p of [child, loadGen]) if (p && p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-}
-
-// ---------------------------------------------------------------------------------------------
-// host state the upstream kubelet touches (as in cluster-pod-startup.ts)
-
-function saveSysctls(): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const k of SYSCTLS) {
-    try {
-      m.set(k, readFileSync(`/proc/sys/${k}`, "utf8").trim());
-    } catch {
-      // not on this kernel
-    }
-  }
-  return m;
-}
-
-function restoreSysctls(saved: Map<string, string>): string[] {
-  const changed: string[] = [];
-  for (const [k, v] of saved) {
-    try {
-      const now = readFileSync(`/proc/sys/${k}`, "utf8").trim();
-      if (now !== v) {
-        writeFileSync(`/proc/sys/${k}`, v);
-        changed.push(`${k.replace(/\//g, ".")} ${now} -> ${v}`);
-      }
-    } catch {
-      // ignore
-    }
-  }
-  return changed;
-}
-
-function chainExists(bin: string, table: string, chain: string): boolean {
-  return spawnSync(bin, ["-w", "5", "-t", table, "-S", chain], { stdio: "ignore" }).status === 0;
-}
-
-function existingChains(): Set<string> {
-  const s = new Set<string>();
-  for (const bin of ["iptables", "ip6tables"]) for (const { table, chain } of KUBELET_CHAINS) if (chainExists(bin, table, chain)) s.add(`${bin}/${table}/${chain}`);
-  return s;
-}
-
-function removeNewChains(before: Set<string>): string[] {
-  const removed: string[] = [];
-  for (const bin of ["iptables", "ip6tables"]) {
-    for (const { table, chain } of KUBELET_CHAINS) {
-      const key = `${bin}/${table}/${chain}`;
-      if (before.has(key) || !chainExists(bin, table, chain)) continue;
-      if (chain === "KUBE-FIREWALL") {
-        for (const parent of ["INPUT", "OUTPUT"]) while (spawnSync(bin, ["-w", "5", "-t", table, "-D", parent, "-j", chain], { stdio: "ignore" }).status === 0);
-      }
-      spawnSync(bin, ["-w", "5", "-t", table, "-F", chain], { stdio: "ignore" });
-      if (spawnSync(bin, ["-w", "5", "-t", table, "-X", chain], { stdio: "ignore" }).status === 0) removed.push(key);
-    }
-  }
-  return removed;
-}
-
-function removeLogLinks(prefix: string): void {
-  let names: string[] = [];
-  try {
-    names = readdirSync(CONTAINER_LOGS);
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    const p = join(CONTAINER_LOGS, n);
-    try {
-      if (readlinkSync(p).startsWith(prefix)) unlinkSync(p);
-    } catch {
-      // not a link
-    }
-  }
-}
-
-function mountsUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
-    const mp = line.split(" ")[4];
-    if (!mp) continue;
-    const path = mp.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    if (path === dir || path.startsWith(`${dir}/`)) out.push(path);
-  }
-  return out.sort((a, b) => b.length - a.length);
-}
-
-function unmountUnder(dir: string): void {
-  for (let pass = 0; pass < 3; pass++) {
-    const list = mountsUnder(dir);
-    if (list.length === 0) return;
-    for (const mp of list) if (spawnSync("umount", [mp], { stdio: "ignore" }).status !== 0) spawnSync("umount", ["-l", mp], { stdio: "ignore" });
-  }
-}
-
-function cgroupMounts(): string[] {
-  const out: string[] = [];
-  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
-    const parts = line.split(" ");
-    const sep = parts.indexOf("-");
-    const fstype = sep >= 0 ? parts[sep + 1] : undefined;
-    if ((fstype === "cgroup" || fstype === "cgroup2") && parts[4]) out.push(parts[4]);
-  }
-  return out;
-}
-
-/** A private cgroup root for both kubelets (see cluster-pod-startup.ts); made in every hierarchy. */
-async function makeCgroupRoot(name: string): Promise<void> {
-  for (const mp of cgroupMounts()) {
-    const dir = join(mp, name);
-    await mkdir(dir, { recursive: true });
-    if (existsSync(join(mp, "cpuset.cpus")) && existsSync(join(dir, "cpuset.cpus"))) {
-      for (const f of ["cpuset.cpus", "cpuset.mems"]) {
-        if ((await readFile(join(dir, f), "utf8")).trim() === "") await writeFile(join(dir, f), await readFile(join(mp, f), "utf8"));
-      }
-    }
-  }
-}
-
-function removeCgroupRoot(name: string): void {
-  spawnSync("bash", [join(repoRoot(), "hack/containerd.sh"), "clean-cgroups", name], { stdio: "ignore", timeout: 60_000 });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -531,16 +355,6 @@ async function startKubelet(ctx: Ctx, kind: Kind, place: KubeletPlace): Promise<
   return proc;
 }
 
-async function forceClean(rs: CriRuntimeService, namespace: string): Promise<void> {
-  const sandboxes = await rs.listPodSandbox({ labelSelector: { [LABEL_POD_NAMESPACE]: namespace } }).catch(() => []);
-  await Promise.all(
-    sandboxes.map(async (sb) => {
-      await rs.stopPodSandbox(sb.id).catch(() => undefined);
-      await rs.removePodSandbox(sb.id).catch(() => undefined);
-    }),
-  );
-}
-
 interface PodList {
   items?: { metadata?: { namespace?: string }; status?: { phase?: string } }[];
 }
@@ -576,20 +390,20 @@ async function runKubelet(ctx: Ctx, kind: Kind, version: string): Promise<Kubele
   };
   try {
     // Every container running (CRI), then both endpoints show every pod.
-    await waitUntil(`${s.pods} containers running under ${kind}`, { timeoutMs: PODS_RUNNING_TIMEOUT_MS, check: alive, intervalMs: 500 }, async () => {
+    await waitUntil({ what: `${s.pods} containers running under ${kind}`, timeoutMs: PODS_RUNNING_TIMEOUT_MS, check: alive, intervalMs: 500 }, async () => {
       const list = await ctx.cri.listContainers({ state: { state: "CONTAINER_RUNNING" }, labelSelector: { [LABEL_POD_NAMESPACE]: namespace } });
       return list.length >= s.pods ? true : undefined;
     });
     const allRunningMs = performance.now() - t0;
     console.log(`  ${s.pods} containers running ${Math.round(allRunningMs)} ms after start; load ${load()}`);
-    await waitUntil(`/pods of ${kind} listing ${s.pods} Running pods`, { timeoutMs: SERVED_TIMEOUT_MS, check: alive, intervalMs: 1000 }, async () => {
+    await waitUntil({ what: `/pods of ${kind} listing ${s.pods} Running pods`, timeoutMs: SERVED_TIMEOUT_MS, check: alive, intervalMs: 1000 }, async () => {
       const r = await get(readOnlyPort, "/pods");
       if (r.status !== 200) return undefined;
       const items = (JSON.parse(r.body.toString("utf8")) as PodList).items ?? [];
       return items.filter((p) => p.metadata?.namespace === namespace && p.status?.phase === "Running").length >= s.pods ? true : undefined;
     });
     let summaryPods = 0;
-    await waitUntil(`/stats/summary of ${kind} listing ${s.pods} pods`, { timeoutMs: SERVED_TIMEOUT_MS, check: alive, intervalMs: 1000 }, async () => {
+    await waitUntil({ what: `/stats/summary of ${kind} listing ${s.pods} pods`, timeoutMs: SERVED_TIMEOUT_MS, check: alive, intervalMs: 1000 }, async () => {
       const r = await get(readOnlyPort, "/stats/summary");
       if (r.status !== 200) return undefined;
       summaryPods = ((JSON.parse(r.body.toString("utf8")) as Summary).pods ?? []).filter((p) => p.podRef?.namespace === namespace).length;
@@ -676,7 +490,7 @@ async function runKubelet(ctx: Ctx, kind: Kind, version: string): Promise<Kubele
     // Clean up, not measured: the manifests go; the kubelet stops every pod.
     await Promise.all(files.map((f) => unlink(f)));
     const tRemove = performance.now();
-    await waitUntil(`${kind} to stop its pods`, { timeoutMs: CLEANUP_TIMEOUT_MS, check: alive, intervalMs: 500 }, async () => {
+    await waitUntil({ what: `${kind} to stop its pods`, timeoutMs: CLEANUP_TIMEOUT_MS, check: alive, intervalMs: 500 }, async () => {
       const ready = await ctx.cri.listPodSandbox({ state: { state: "SANDBOX_READY" }, labelSelector: { [LABEL_POD_NAMESPACE]: namespace } });
       return ready.length === 0 ? true : undefined;
     });
@@ -708,27 +522,10 @@ async function runKubelet(ctx: Ctx, kind: Kind, version: string): Promise<Kubele
 // ---------------------------------------------------------------------------------------------
 // machine and source
 
-async function machineInfo(rs: CriRuntimeService): Promise<Record<string, string | number>> {
-  const cpuinfo = await readFile("/proc/cpuinfo", "utf8").catch(() => "");
-  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? "unknown";
-  const v = await rs.version();
+async function machineAndWrk(rs: CriRuntimeService): Promise<MachineInfo & { wrk: string }> {
   const wrk = spawnSync("wrk", ["-v"], { encoding: "utf8" });
   const wrkVersion = /wrk\s+(\S+)/.exec(`${wrk.stdout}${wrk.stderr}`)?.[1] ?? "?";
-  return { cpu_model: model.trim(), cores: cpus().length, memory_gib: r1(totalmem() / 1024 ** 3), kernel: release(), node: process.version, containerd_version: v.runtimeVersion, wrk: wrkVersion };
-}
-
-function sourceVersion(): { commit: string; src_dirty: boolean } | null {
-  const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repoRoot(), encoding: "utf8" });
-  if (head.status !== 0) return null;
-  const dirty = spawnSync("git", ["status", "--porcelain", "--", "src"], { cwd: repoRoot(), encoding: "utf8" });
-  return { commit: head.stdout.trim(), src_dirty: dirty.stdout.trim() !== "" };
-}
-
-async function snapshotTskubelet(): Promise<{ dir: string; mainJs: string }> {
-  const dir = join(repoRoot(), "bench", "bin", `listeners-${process.pid}`);
-  await rm(dir, { recursive: true, force: true });
-  await cp(DIST_SRC, join(dir, "src"), { recursive: true });
-  return { dir, mainJs: join(dir, "src", "cli", "main.js") };
+  return { ...(await machineInfo(rs)), wrk: wrkVersion };
 }
 
 type Ratios = Record<string, { rps: number; p99: number; met: boolean }>;
@@ -777,31 +574,19 @@ async function main(): Promise<void> {
   console.log(`listeners benchmark: ${settings.pods} static pods, standalone kubelets, read-only port, wrk -t${settings.threads} -c${settings.connections} -d${settings.durationS}s after a ${settings.warmupS} s warm-up; ${kinds.join(" then ")}`);
   const loadStart = loadavg()[0] ?? NaN;
   const version = sourceVersion();
-  const snapshot = await snapshotTskubelet();
+  const snapshot = await snapshotTskubelet("listeners");
   process.on("exit", () => rmSync(snapshot.dir, { recursive: true, force: true }));
   const upstreamVersion = existsSync(KTP_BIN) ? spawnSync(KTP_BIN, ["kubelet", "--version"], { encoding: "utf8" }).stdout.trim() : "";
   const tskVersion = version ? `commit ${version.commit}${version.src_dirty ? " + uncommitted src/" : ""}` : "not a git tree";
   console.log(`tskubelet: ${tskVersion}; running a copy of dist/src in ${snapshot.dir}`);
   console.log(`upstream: ${KTP_BIN} kubelet (${upstreamVersion})`);
 
-  const sysctls = saveSysctls();
-  const chainsBefore = existingChains();
-  const logDirExisted = existsSync(CONTAINER_LOGS);
+  const host = saveHostState();
   const cgroupRoot = `tsklisten-${process.pid}`;
   const workDir = await mkdtemp("/tmp/tskubelet-listeners-");
   const wrkScript = join(workDir, "report.lua");
   await writeFile(wrkScript, WRK_LUA);
-  const hostRestore = (): void => {
-    restoreSysctls(sysctls);
-    removeLogLinks(workDir);
-    if (!logDirExisted) {
-      try {
-        rmdirSync(CONTAINER_LOGS);
-      } catch {
-        // not empty or gone
-      }
-    }
-  };
+  const hostRestore = (): void => restoreHostFiles(host, workDir);
   process.on("exit", hostRestore);
 
   let rt: PrivateContainerd | undefined;
@@ -810,10 +595,10 @@ async function main(): Promise<void> {
     rt = await startContainerd({ cni: true });
     cri = createRuntimeService(rt.endpoint, { timeoutMs: 120_000 });
     await makeCgroupRoot(cgroupRoot);
-    const machine = await machineInfo(cri);
+    const machine = await machineAndWrk(cri);
     console.log(`machine: ${String(machine.cpu_model)}, ${machine.cores} cores, ${machine.memory_gib} GiB, kernel ${machine.kernel}, containerd ${machine.containerd_version}, node ${machine.node}, wrk ${machine.wrk}`);
     console.log(`containerd: ${rt.endpoint} (CNI bridge ${rt.bridge}, ${rt.subnet}); cgroup root /${cgroupRoot}; load ${load()}`);
-    const ctx: Ctx = { settings, rt, cri, workDir, mainJs: snapshot.mainJs, cgroupRoot, sysctls, wrkScript };
+    const ctx: Ctx = { settings, rt, cri, workDir, mainJs: snapshot.mainJs, cgroupRoot, sysctls: host.sysctls, wrkScript };
 
     const results: Partial<Record<Kind, KubeletResult>> = {};
     for (const kind of kinds) {
@@ -845,7 +630,7 @@ async function main(): Promise<void> {
   } finally {
     killChildrenNow();
     cri?.close();
-    const removed = removeNewChains(chainsBefore);
+    const removed = removeNewChains(host.chains);
     if (removed.length > 0) console.error(`removed iptables chains the upstream kubelet created: ${removed.join(", ")}`);
     hostRestore();
     await rt?.stop();

@@ -21,13 +21,12 @@
  * pod timeline from its events); it slows tskubelet a little (its log is written synchronously).
  * The last line printed is one JSON object with the result.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, rmSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readFile, rename, rm, unlink, writeFile } from "node:fs/promises";
-import { cpus, loadavg, release, totalmem } from "node:os";
+import { mkdir, mkdtemp, readFile, rename, rm, unlink, writeFile } from "node:fs/promises";
+import { loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
 import type { V1Pod } from "@kubernetes/client-node";
 import { createImageService, createRuntimeService, type CriRuntimeService } from "../src/cri/index.js";
 import { buildSandboxConfig, type SandboxOptions } from "../src/containers/sandbox.js";
@@ -38,7 +37,9 @@ import { applyApiDefaults, applyStaticPodDefaults } from "../src/pods/defaults.j
 import { parseManifest } from "../src/pods/sources/file.js";
 import { detectNodeIPs } from "../src/node/machine.js";
 import { LABEL_POD_NAME, LABEL_POD_NAMESPACE } from "../src/api/labels.js";
-import { repoRoot, startContainerd, TEST_IMAGES, type PrivateContainerd } from "../test/support/containerd.js";
+import { startContainerd, TEST_IMAGES, type PrivateContainerd } from "../test/support/containerd.js";
+import { forceClean, sleep, waitExit } from "../test/support/kubelets.js";
+import { load, machineInfo, median, pad, percentile, r1, r3, snapshotTskubelet, sourceVersion } from "./common.js";
 
 // ---------------------------------------------------------------------------------------------
 // settings
@@ -77,63 +78,7 @@ const RSS_STEADY_MS = 5_000;
 /** Pause between runs so shims and CNI teardown of the previous run are done. */
 const BETWEEN_RUNS_MS = 2_000;
 const CRI_TIMEOUT_MS = 120_000;
-/** The compiled tskubelet this benchmark copies (see snapshotTskubelet). */
-const DIST_SRC = fileURLToPath(new URL("../src", import.meta.url));
 const NODE_NAME = "bench";
-
-// ---------------------------------------------------------------------------------------------
-// small helpers
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Nearest-rank percentile of a non-empty list. */
-function percentile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[idx] ?? NaN;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const n = sorted.length;
-  if (n === 0) return NaN;
-  const mid = Math.floor(n / 2);
-  return n % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-}
-
-const r1 = (x: number): number => Math.round(x * 10) / 10;
-const r3 = (x: number): number => Math.round(x * 1000) / 1000;
-const load = (): string => loadavg().map((x) => x.toFixed(2)).join(" ");
-
-function pad(s: string | number, n: number): string {
-  return String(s).padStart(n);
-}
-
-// ---------------------------------------------------------------------------------------------
-// machine
-
-interface MachineInfo {
-  cpu_model: string;
-  cores: number;
-  memory_gib: number;
-  kernel: string;
-  node: string;
-  containerd_version: string;
-}
-
-async function machineInfo(rs: CriRuntimeService): Promise<MachineInfo> {
-  const cpuinfo = await readFile("/proc/cpuinfo", "utf8").catch(() => "");
-  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? "unknown";
-  const v = await rs.version();
-  return {
-    cpu_model: model.trim(),
-    cores: cpus().length,
-    memory_gib: r1(totalmem() / 1024 ** 3),
-    kernel: release(),
-    node: process.version,
-    containerd_version: v.runtimeVersion,
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // pods
@@ -220,17 +165,6 @@ async function waitNoSandboxes(rs: CriRuntimeService, namespace: string): Promis
   }
 }
 
-/** Force-removes whatever is left of a namespace (after a failure). */
-async function forceClean(rs: CriRuntimeService, namespace: string): Promise<void> {
-  const sandboxes = await rs.listPodSandbox({ labelSelector: { [LABEL_POD_NAMESPACE]: namespace } }).catch(() => []);
-  await Promise.all(
-    sandboxes.map(async (sb) => {
-      await rs.stopPodSandbox(sb.id).catch(() => undefined);
-      await rs.removePodSandbox(sb.id).catch(() => undefined);
-    }),
-  );
-}
-
 // ---------------------------------------------------------------------------------------------
 // the benchmark context
 
@@ -269,17 +203,6 @@ async function waitForLog(file: string, needle: string, proc: ChildProcess, time
     if (performance.now() - start > timeoutMs) throw new Error(`tskubelet did not log "${needle}" within ${timeoutMs} ms:\n${text.slice(-3000)}`);
     await sleep(25);
   }
-}
-
-function waitExit(proc: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(false), timeoutMs);
-    proc.once("exit", () => {
-      clearTimeout(t);
-      resolve(true);
-    });
-  });
 }
 
 async function readRss(pid: number): Promise<{ rss: number; hwm: number }> {
@@ -504,29 +427,6 @@ function profileTskubelet(text: string, t0Wall: number, res: RunResult): string 
 }
 
 // ---------------------------------------------------------------------------------------------
-// the code under test
-
-/**
- * Copies dist/src once at the start, so every round runs the same tskubelet even when someone
- * rebuilds dist/ during the run (a shared work tree). The copy lives in bench/bin/ (git-ignored)
- * inside the repository, so its imports still resolve through the repository's node_modules.
- */
-async function snapshotTskubelet(): Promise<{ dir: string; mainJs: string }> {
-  const dir = join(repoRoot(), "bench", "bin", `tskubelet-${process.pid}`);
-  await rm(dir, { recursive: true, force: true });
-  await cp(DIST_SRC, join(dir, "src"), { recursive: true });
-  return { dir, mainJs: join(dir, "src", "cli", "main.js") };
-}
-
-/** The commit the tree is at and whether src/ has uncommitted changes (null outside git). */
-function sourceVersion(): { commit: string; src_dirty: boolean } | null {
-  const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repoRoot(), encoding: "utf8" });
-  if (head.status !== 0) return null;
-  const dirty = spawnSync("git", ["status", "--porcelain", "--", "src"], { cwd: repoRoot(), encoding: "utf8" });
-  return { commit: head.stdout.trim(), src_dirty: dirty.stdout.trim() !== "" };
-}
-
-// ---------------------------------------------------------------------------------------------
 // main
 
 type Side = "tskubelet" | "raw_cri";
@@ -585,7 +485,7 @@ async function main(): Promise<void> {
   console.log(`static-pod startup benchmark: pods ${settings.counts.join(",")}, ${settings.rounds} rounds${settings.profile ? ", profile" : ""}`);
   const loadStart = loadavg()[0] ?? NaN;
   const version = sourceVersion();
-  const snapshot = await snapshotTskubelet();
+  const snapshot = await snapshotTskubelet("tskubelet");
   process.on("exit", () => rmSync(snapshot.dir, { recursive: true, force: true }));
   console.log(`tskubelet: ${version ? `commit ${version.commit}${version.src_dirty ? " with uncommitted src/ changes" : ""}` : "not a git tree"}; running a copy of dist/src in ${snapshot.dir}`);
   const rt = await startContainerd({ cni: true });

@@ -6,7 +6,6 @@
  * is gone after a deletion, or its timeout passes.
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, rmdirSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -15,9 +14,7 @@ import { startCluster, type TestCluster } from "../support/cluster.js";
 import { repoRoot, startContainerd, type PrivateContainerd } from "../support/containerd.js";
 import {
   Api,
-  CONTAINER_LOGS,
   errText,
-  existingChains,
   forceClean,
   makeCgroupRoot,
   nodeReady,
@@ -25,8 +22,8 @@ import {
   removeCgroupRoot,
   removeLogLinks,
   removeNewChains,
-  restoreSysctls,
-  saveSysctls,
+  restoreHostFiles,
+  saveHostState,
   sleep,
   startNodeKubelet,
   unmountUnder,
@@ -244,9 +241,7 @@ async function runSide(env: Env, kind: Kind, rows: Row[], rt: PrivateContainerd)
 export async function runSuite(rows: Row[], upstreamVersion: string): Promise<SuiteResult> {
   const artifacts = join(repoRoot(), "test-artifacts");
   await mkdir(artifacts, { recursive: true });
-  const sysctls = saveSysctls();
-  const chainsBefore = existingChains();
-  const logDirExisted = existsSync(CONTAINER_LOGS);
+  const host = saveHostState();
   const workDir = await mkdtemp("/tmp/tskubelet-diff-");
   const started = await Promise.allSettled([startCluster(), startContainerd({ cni: true }), startContainerd({ cni: true })]);
   const [c, a, b] = started;
@@ -263,16 +258,8 @@ export async function runSuite(rows: Row[], upstreamVersion: string): Promise<Su
     }
   } finally {
     await Promise.all([c, a, b].map((s) => (s.status === "fulfilled" ? s.value.stop().catch(() => undefined) : Promise.resolve())));
-    removeNewChains(chainsBefore);
-    restoreSysctls(sysctls);
-    removeLogLinks(workDir);
-    if (!logDirExisted) {
-      try {
-        rmdirSync(CONTAINER_LOGS);
-      } catch {
-        // not empty (someone else's links) or gone
-      }
-    }
+    removeNewChains(host.chains);
+    restoreHostFiles(host, workDir);
     await rm(workDir, { recursive: true, force: true });
   }
 }

@@ -5,10 +5,10 @@
  * (requests and watches); and the host state the upstream kubelet touches (sysctls, iptables
  * chains, /var/log/containers links, mounts, cgroups), saved and restored.
  *
- * Shared by bench/cluster-pod-startup.ts and test/differential/.
+ * Shared by the benchmarks of bench/ and test/differential/.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { connect as h2connect, type ClientHttp2Session } from "node:http2";
 import { join } from "node:path";
@@ -315,6 +315,33 @@ export async function makeCgroupRoot(name: string): Promise<void> {
 
 export function removeCgroupRoot(name: string): void {
   spawnSync("bash", [join(repoRoot(), "hack/containerd.sh"), "clean-cgroups", name], { stdio: "ignore", timeout: 60_000 });
+}
+
+/** The host state a run of the upstream kubelet changes, as it was before: see restoreHostFiles and removeNewChains. */
+export interface HostState {
+  sysctls: Map<string, string>;
+  chains: Set<string>;
+  logDirExisted: boolean;
+}
+
+export function saveHostState(): HostState {
+  return { sysctls: saveSysctls(), chains: existingChains(), logDirExisted: existsSync(CONTAINER_LOGS) };
+}
+
+/**
+ * Restores the saved sysctls and removes the /var/log/containers links into `workDir`, and the
+ * directory itself when it was not there before (the iptables chains: removeNewChains).
+ */
+export function restoreHostFiles(saved: HostState, workDir: string): void {
+  restoreSysctls(saved.sysctls);
+  removeLogLinks(workDir);
+  if (!saved.logDirExisted) {
+    try {
+      rmdirSync(CONTAINER_LOGS);
+    } catch {
+      // not empty (someone else's links) or gone
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
