@@ -11,22 +11,17 @@ import { statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import type { V1Pod } from "@kubernetes/client-node";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
+import { staticPodYaml } from "../support/pods.js";
 import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 
 const IMAGE = "tskubelet.local/busybox:1.35";
 
 function manifest(name: string, opts: { script: string; resources?: string; volumes?: string; mounts?: string }): string {
-  return `apiVersion: v1
-kind: Pod
-metadata:
-  name: ${name}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+  return staticPodYaml(name, `  containers:
   - name: main
     image: ${IMAGE}
     command: ["sh", "-c", ${JSON.stringify(opts.script)}]
-${opts.resources ?? ""}${opts.mounts ?? ""}${opts.volumes ?? ""}`;
+${opts.resources ?? ""}${opts.mounts ?? ""}${opts.volumes ?? ""}`);
 }
 
 function running(p: V1Pod | undefined): boolean {

@@ -8,8 +8,9 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
+import type { V1Pod } from "@kubernetes/client-node";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
+import { findStatus, stateOf } from "../support/pods.js";
 import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 
 const IMAGE = "tskubelet.local/busybox:1.35";
@@ -48,15 +49,6 @@ function ctr(name: string, script: string, extra: string[] = []): string {
 const WORK_MOUNT = ["    volumeMounts:", "    - name: work", "      mountPath: /w"];
 const WORK_VOLUME = "  - name: work\n    emptyDir: {}";
 
-function find(list: V1ContainerStatus[] | undefined, name: string): V1ContainerStatus | undefined {
-  return list?.find((c) => c.name === name);
-}
-
-function stateOf(s: V1ContainerStatus | undefined): string {
-  if (s?.state?.running) return "running";
-  if (s?.state?.terminated) return `terminated:${s.state.terminated.exitCode}`;
-  return `waiting:${s?.state?.waiting?.reason ?? "?"}`;
-}
 
 describe("container lifecycle on containerd (standalone)", () => {
   let rt: PrivateContainerd;
@@ -182,19 +174,19 @@ describe("container lifecycle on containerd (standalone)", () => {
     assert.match(log, /stdout F post: hooked$/m);
     const p = await waitPod("init-order", (x) => x.status?.phase === "Running", "Running");
     for (const name of ["first", "second"]) {
-      const s = find(p.status?.initContainerStatuses, name);
+      const s = findStatus(p.status?.initContainerStatuses, name);
       assert.equal(stateOf(s), "terminated:0", name);
       assert.equal(s?.state?.terminated?.reason, "Completed");
       assert.equal(s?.ready, true, `${name} ready once completed`);
     }
     assert.equal(p.status?.conditions?.find((c) => c.type === "Initialized")?.status, "True");
-    assert.equal(find(p.status?.containerStatuses, "app")?.ready, true);
+    assert.equal(findStatus(p.status?.containerStatuses, "app")?.ready, true);
   });
 
   it("a failing init container under Never fails the pod; the app container never starts", async () => {
     const p = await waitPod("init-never", (x) => x.status?.phase === "Failed", "phase Failed");
-    assert.equal(stateOf(find(p.status?.initContainerStatuses, "setup")), "terminated:3");
-    assert.equal(stateOf(find(p.status?.containerStatuses, "app")), "waiting:PodInitializing");
+    assert.equal(stateOf(findStatus(p.status?.initContainerStatuses, "setup")), "terminated:3");
+    assert.equal(stateOf(findStatus(p.status?.containerStatuses, "app")), "waiting:PodInitializing");
     const init = p.status?.conditions?.find((c) => c.type === "Initialized");
     assert.equal(init?.status, "False");
     assert.equal(init?.reason, "ContainersNotInitialized");
@@ -203,44 +195,44 @@ describe("container lifecycle on containerd (standalone)", () => {
   });
 
   it("a failing init container under OnFailure is retried with a growing restartCount; the pod stays Pending", async () => {
-    const p = await waitPod("init-onfailure", (x) => (find(x.status?.initContainerStatuses, "setup")?.restartCount ?? 0) >= 1, "setup restarted");
+    const p = await waitPod("init-onfailure", (x) => (findStatus(x.status?.initContainerStatuses, "setup")?.restartCount ?? 0) >= 1, "setup restarted");
     assert.equal(p.status?.phase, "Pending");
-    assert.equal(stateOf(find(p.status?.containerStatuses, "app")), "waiting:PodInitializing");
+    assert.equal(stateOf(findStatus(p.status?.containerStatuses, "app")), "waiting:PodInitializing");
     assert.equal(p.status?.conditions?.find((c) => c.type === "Initialized")?.reason, "ContainersNotInitialized");
   });
 
   it("a sidecar starts before the app container and keeps running while the pod runs", async () => {
     const log = await waitLog("sidecar", "app", /proxy: up/);
     assert.match(log, /stdout F proxy: up$/m);
-    const p = await waitPod("sidecar", (x) => x.status?.phase === "Running" && stateOf(find(x.status.containerStatuses, "app")) === "running", "Running");
-    const side = find(p.status?.initContainerStatuses, "proxy");
+    const p = await waitPod("sidecar", (x) => x.status?.phase === "Running" && stateOf(findStatus(x.status.containerStatuses, "app")) === "running", "Running");
+    const side = findStatus(p.status?.initContainerStatuses, "proxy");
     assert.equal(stateOf(side), "running");
     assert.equal(side?.started, true);
-    const appStarted = Date.parse(String(find(p.status?.containerStatuses, "app")?.state?.running?.startedAt));
+    const appStarted = Date.parse(String(findStatus(p.status?.containerStatuses, "app")?.state?.running?.startedAt));
     const sideStarted = Date.parse(String(side?.state?.running?.startedAt));
-    assert.ok(sideStarted <= appStarted, `sidecar started ${String(side?.state?.running?.startedAt)}, app ${String(find(p.status?.containerStatuses, "app")?.state?.running?.startedAt)}`);
+    assert.ok(sideStarted <= appStarted, `sidecar started ${String(side?.state?.running?.startedAt)}, app ${String(findStatus(p.status?.containerStatuses, "app")?.state?.running?.startedAt)}`);
     assert.equal(p.status?.conditions?.find((c) => c.type === "Ready")?.status, "True");
   });
 
   it("a Never pod with a sidecar completes once its app container is done: the sidecar is stopped", async () => {
     const p = await waitPod("sidecar-never", (x) => x.status?.phase === "Succeeded", "phase Succeeded");
-    assert.equal(stateOf(find(p.status?.containerStatuses, "app")), "terminated:0");
-    assert.match(stateOf(find(p.status?.initContainerStatuses, "proxy")), /^terminated:/);
+    assert.equal(stateOf(findStatus(p.status?.containerStatuses, "app")), "terminated:0");
+    assert.match(stateOf(findStatus(p.status?.initContainerStatuses, "proxy")), /^terminated:/);
   });
 
   it("a failing postStart hook: FailedPostStartHook, the container is killed and restarted", async () => {
-    const p = await waitPod("poststart-fail", (x) => (find(x.status?.containerStatuses, "app")?.restartCount ?? 0) >= 1, "app restarted");
+    const p = await waitPod("poststart-fail", (x) => (findStatus(x.status?.containerStatuses, "app")?.restartCount ?? 0) >= 1, "app restarted");
     assert.ok(events("poststart-fail", "FailedPostStartHook").length >= 1, "FailedPostStartHook event");
     const line = events("poststart-fail", "FailedPostStartHook")[0] ?? "";
     assert.match(line, /Exec lifecycle hook \(\[sh -c echo no-good; exit 7\]\) for Container/);
-    const s = find(p.status?.containerStatuses, "app");
+    const s = findStatus(p.status?.containerStatuses, "app");
     const term = s?.lastState?.terminated ?? s?.state?.terminated;
     assert.match(term?.message ?? "", /^PostStartHookError: /);
   });
 
   it("preStop exec runs before the container stops; a preStop sleep delays the stop; a hanging preStop is cut at the grace period", async () => {
     await Promise.all(
-      ["prestop", "prestop-sleep", "prestop-hang"].map((n) => waitPod(n, (x) => stateOf(find(x.status?.containerStatuses, "app")) === "running", "running")),
+      ["prestop", "prestop-sleep", "prestop-hang"].map((n) => waitPod(n, (x) => stateOf(findStatus(x.status?.containerStatuses, "app")) === "running", "running")),
     );
     const t0 = Date.now();
     await Promise.all(["prestop", "prestop-sleep", "prestop-hang"].map((n) => k.removeManifest(`${n}.yaml`)));
@@ -258,9 +250,9 @@ describe("container lifecycle on containerd (standalone)", () => {
 
   it("terminationMessagePath content ends in terminated.message (default and custom path); Never and OnFailure pods that succeeded are Succeeded", async () => {
     const a = await waitPod("termmsg", (x) => x.status?.phase === "Succeeded", "Succeeded");
-    assert.equal(find(a.status?.containerStatuses, "app")?.state?.terminated?.message, "all good");
+    assert.equal(findStatus(a.status?.containerStatuses, "app")?.state?.terminated?.message, "all good");
     const b = await waitPod("termpath", (x) => x.status?.phase === "Succeeded", "Succeeded");
-    assert.equal(find(b.status?.containerStatuses, "app")?.state?.terminated?.message, "custom path");
+    assert.equal(findStatus(b.status?.containerStatuses, "app")?.state?.terminated?.message, "custom path");
     const dir = join(k.dir, "pods", a.metadata?.uid ?? "", "containers", "app");
     assert.ok((await stat(dir)).isDirectory(), `message files live under ${dir}`);
     await waitPod("termmsg", (x) => x.status?.conditions?.find((c) => c.type === "PodReadyToStartContainers")?.status === "False", "its sandbox stopped");
@@ -268,16 +260,16 @@ describe("container lifecycle on containerd (standalone)", () => {
 
   it("FallbackToLogsOnError: an empty message file and a non-zero exit take the log's tail; a Never pod that failed is Failed", async () => {
     const p = await waitPod("termlogs", (x) => x.status?.phase === "Failed", "Failed");
-    const t = find(p.status?.containerStatuses, "app")?.state?.terminated;
+    const t = findStatus(p.status?.containerStatuses, "app")?.state?.terminated;
     assert.equal(t?.exitCode, 2);
     assert.equal(t?.reason, "Error");
     assert.equal(t?.message, "first line\nit broke\n");
   });
 
   it("phases: OnFailure after a failure and Always after a success keep the pod Running with restarts", async () => {
-    const a = await waitPod("onfailure-fail", (x) => (find(x.status?.containerStatuses, "app")?.restartCount ?? 0) >= 1, "restarted");
+    const a = await waitPod("onfailure-fail", (x) => (findStatus(x.status?.containerStatuses, "app")?.restartCount ?? 0) >= 1, "restarted");
     assert.equal(a.status?.phase, "Running");
-    const b = await waitPod("always-exit0", (x) => (find(x.status?.containerStatuses, "app")?.restartCount ?? 0) >= 1, "restarted");
+    const b = await waitPod("always-exit0", (x) => (findStatus(x.status?.containerStatuses, "app")?.restartCount ?? 0) >= 1, "restarted");
     assert.equal(b.status?.phase, "Running");
   });
 
@@ -286,10 +278,10 @@ describe("container lifecycle on containerd (standalone)", () => {
     const ids = (p: V1Pod): string[] => [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].map((c) => `${c.name}=${c.containerID ?? ""}`);
     await k.stop();
     await k.restart();
-    const again = await waitPod("init-order", (x) => x.status?.phase === "Running" && stateOf(find(x.status.containerStatuses, "app")) === "running", "Running again");
+    const again = await waitPod("init-order", (x) => x.status?.phase === "Running" && stateOf(findStatus(x.status.containerStatuses, "app")) === "running", "Running again");
     assert.deepEqual(ids(again), ids(before));
     for (const c of again.status?.initContainerStatuses ?? []) assert.equal(c.restartCount, 0, c.name);
     const msg = await waitPod("termmsg", (x) => x.status?.phase === "Succeeded", "Succeeded after the restart");
-    assert.equal(find(msg.status?.containerStatuses, "app")?.state?.terminated?.message, "all good");
+    assert.equal(findStatus(msg.status?.containerStatuses, "app")?.state?.terminated?.message, "all good");
   });
 });

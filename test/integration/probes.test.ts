@@ -9,8 +9,8 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
+import { containerStatus, staticPodYaml } from "../support/pods.js";
 import { fetchText, startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 
 const IMAGE = "tskubelet.local/busybox:1.35";
@@ -35,18 +35,8 @@ function eventsOf(output: string, pod: string): Event[] {
 }
 
 function manifest(name: string, body: string): string {
-  return `apiVersion: v1
-kind: Pod
-metadata:
-  name: ${name}
-spec:
-  terminationGracePeriodSeconds: 1
-  restartPolicy: Always
-${body}`;
-}
-
-function statusOf(p: V1Pod | undefined, container = "main"): V1ContainerStatus | undefined {
-  return p?.status?.containerStatuses?.find((c) => c.name === container);
+  return staticPodYaml(name, `  restartPolicy: Always
+${body}`);
 }
 
 describe("probes on containerd (standalone)", () => {
@@ -164,9 +154,9 @@ describe("probes on containerd (standalone)", () => {
   it("a failing exec liveness probe restarts the container (restartCount grows, Unhealthy and Killing events)", async () => {
     const p = await waitFor(async () => {
       const pod = await k.pod("liveness");
-      return (statusOf(pod)?.restartCount ?? 0) >= 1 ? pod : undefined;
+      return (containerStatus(pod)?.restartCount ?? 0) >= 1 ? pod : undefined;
     }, { ...WAIT, what: () => "the liveness pod to restart its container" });
-    assert.ok(statusOf(p)?.lastState?.terminated, "the killed container is the last state");
+    assert.ok(containerStatus(p)?.lastState?.terminated, "the killed container is the last state");
     const events = eventsOf(k.output(), full("liveness"));
     assert.ok(
       events.some((e) => e.type === "Warning" && e.reason === "Unhealthy" && /^Liveness probe failed: cat: can't open '\/tmp\/healthy'/.test(e.message)),
@@ -178,33 +168,33 @@ describe("probes on containerd (standalone)", () => {
   it("an httpGet readiness probe makes the container ready only while the file it serves exists", async () => {
     const notReady = await waitFor(async () => {
       const pod = await k.pod("ready");
-      return statusOf(pod)?.state?.running && eventsOf(k.output(), full("ready")).some((e) => e.reason === "Unhealthy") ? pod : undefined;
+      return containerStatus(pod)?.state?.running && eventsOf(k.output(), full("ready")).some((e) => e.reason === "Unhealthy") ? pod : undefined;
     }, { ...WAIT, what: () => "the ready pod to run and fail its readiness probe" });
-    assert.equal(statusOf(notReady)?.ready, false);
+    assert.equal(containerStatus(notReady)?.ready, false);
     assert.equal(notReady.status?.conditions?.find((c) => c.type === "Ready")?.status, "False");
     assert.match(eventsOf(k.output(), full("ready")).find((e) => e.reason === "Unhealthy")?.message ?? "", /^Readiness probe failed: HTTP probe failed with statuscode: 404$/);
 
     await writeFile(join(www, "ready.txt"), "yes\n");
     const ready = await waitFor(async () => {
       const pod = await k.pod("ready");
-      return statusOf(pod)?.ready === true ? pod : undefined;
+      return containerStatus(pod)?.ready === true ? pod : undefined;
     }, { ...WAIT, what: () => "the ready pod to turn ready" });
     assert.equal(ready.status?.conditions?.find((c) => c.type === "Ready")?.status, "True");
 
     await rm(join(www, "ready.txt"));
-    await waitFor(async () => statusOf(await k.pod("ready"))?.ready === false, { ...WAIT, what: () => "the ready pod to turn unready again" });
-    assert.equal(statusOf(await k.pod("ready"))?.restartCount, 0, "readiness never restarts");
+    await waitFor(async () => containerStatus(await k.pod("ready"))?.ready === false, { ...WAIT, what: () => "the ready pod to turn unready again" });
+    assert.equal(containerStatus(await k.pod("ready"))?.restartCount, 0, "readiness never restarts");
   });
 
   it("a startup probe holds back liveness until it succeeds", async () => {
     const p = await waitFor(async () => {
       const pod = await k.pod("startup");
-      return statusOf(pod)?.started === true && statusOf(pod)?.ready === true ? pod : undefined;
+      return containerStatus(pod)?.started === true && containerStatus(pod)?.ready === true ? pod : undefined;
     }, { ...WAIT, what: () => "the startup pod to start" });
     const events = eventsOf(k.output(), full("startup"));
     assert.ok(events.some((e) => e.reason === "Unhealthy" && e.message.startsWith("Startup probe failed: ")), JSON.stringify(events));
     assert.ok(!events.some((e) => e.message.startsWith("Liveness probe failed")), "liveness never ran before the file existed");
-    assert.equal(statusOf(p)?.restartCount, 0);
+    assert.equal(containerStatus(p)?.restartCount, 0);
   });
 
   it("probes against a closed port, a missing named port, a missing binary and a command past its timeout fail clearly", async () => {
@@ -216,9 +206,9 @@ describe("probes on containerd (standalone)", () => {
     assert.ok(messages.length >= 4);
     const p = await k.pod("broken");
     for (const c of ["closed", "noport", "nobinary", "slow"]) {
-      assert.ok(statusOf(p, c)?.state?.running, `${c} keeps running`);
-      assert.equal(statusOf(p, c)?.ready, false, `${c} is not ready`);
-      assert.equal(statusOf(p, c)?.restartCount, 0);
+      assert.ok(containerStatus(p, c)?.state?.running, `${c} keeps running`);
+      assert.equal(containerStatus(p, c)?.ready, false, `${c} is not ready`);
+      assert.equal(containerStatus(p, c)?.restartCount, 0);
     }
   });
 

@@ -10,6 +10,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
+import { scriptOutput, staticPodYaml } from "../support/pods.js";
 import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 import { CGROUP_ROOT, detectCgroups, removeCgroup, type CgroupLayout } from "../../src/containers/cgroups.js";
 import { podCgroupParent } from "../../src/containers/resources.js";
@@ -27,18 +28,12 @@ const SHOW_LIMITS = [
 ].join(" ");
 
 function manifest(name: string, resources: string, script: string, restartPolicy = "Always"): string {
-  return `apiVersion: v1
-kind: Pod
-metadata:
-  name: ${name}
-spec:
-  terminationGracePeriodSeconds: 1
-  restartPolicy: ${restartPolicy}
+  return staticPodYaml(name, `  restartPolicy: ${restartPolicy}
   containers:
   - name: main
     image: ${IMAGE}
     command: ["sh", "-c", ${JSON.stringify(script)}]
-${resources}`;
+${resources}`);
 }
 
 describe("resources and pod cgroups on containerd (standalone)", () => {
@@ -46,19 +41,7 @@ describe("resources and pod cgroups on containerd (standalone)", () => {
   let k: TskubeletProcess;
   let layout: CgroupLayout;
 
-  const logOf = async (pod: string): Promise<string> => {
-    const p = await k.pod(pod);
-    const raw = await readFile(join(k.logsDir, `default_${pod}-${k.nodeName}_${p?.metadata?.uid ?? ""}`, "main", "0.log"), "utf8").catch(() => "");
-    return raw
-      .split("\n")
-      .map((l) => l.split(" ").slice(3).join(" "))
-      .join("\n");
-  };
-  const output = (pod: string): Promise<string> =>
-    waitFor(async () => {
-      const t = await logOf(pod);
-      return /^END$/m.test(t) ? t : undefined;
-    }, { timeoutMs: 60_000, what: () => `${pod} to print its limits` });
+  const output = (pod: string): Promise<string> => scriptOutput(k, pod, "main");
   const isDir = (p: string): Promise<boolean> => stat(p).then((s) => s.isDirectory(), () => false);
   /** The cgroup directory of `path` for a controller (v2: the one tree). */
   const dirOf = (controller: "cpu" | "memory", path: string): string => join(layout.controllers[controller] ?? CGROUP_ROOT, path);

@@ -6,10 +6,9 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readFile, readlink } from "node:fs/promises";
-import { join } from "node:path";
-import type { V1Pod } from "@kubernetes/client-node";
+import { readlink } from "node:fs/promises";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
+import { containerState, scriptOutput, staticPodYaml } from "../support/pods.js";
 import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 import { removeCgroup } from "../../src/containers/cgroups.js";
 import { podCgroupParent } from "../../src/containers/resources.js";
@@ -17,23 +16,10 @@ import { podCgroupParent } from "../../src/containers/resources.js";
 const IMAGE = "tskubelet.local/busybox:1.35";
 const DONE = "; echo END; sleep 3600";
 
-function state(p: V1Pod | undefined, container: string): string {
-  const s = p?.status?.containerStatuses?.find((c) => c.name === container)?.state;
-  if (s?.running) return "running";
-  if (s?.terminated) return `terminated:${s.terminated.exitCode}`;
-  return `waiting:${s?.waiting?.reason ?? "?"}`;
-}
-
 /** A static pod: `spec` holds extra spec lines (two-space indent), `containers` the container blocks. */
 function manifest(name: string, containers: string, spec = ""): string {
-  return `apiVersion: v1
-kind: Pod
-metadata:
-  name: ${name}
-spec:
-  terminationGracePeriodSeconds: 1
-${spec}  containers:
-${containers}`;
+  return staticPodYaml(name, `${spec}  containers:
+${containers}`);
 }
 
 /** A container block; `extra` are further container lines (four-space indent). */
@@ -48,21 +34,7 @@ describe("security contexts on containerd (standalone)", () => {
   let rt: PrivateContainerd;
   let k: TskubeletProcess;
 
-  const logOf = async (pod: string, c: string): Promise<string> => {
-    const p = await k.pod(pod);
-    const uid = p?.metadata?.uid ?? "";
-    const raw = await readFile(join(k.logsDir, `default_${pod}-${k.nodeName}_${uid}`, c, "0.log"), "utf8").catch(() => "");
-    // CRI log lines: "<time> <stream> <tag> <text>".
-    return raw
-      .split("\n")
-      .map((l) => l.split(" ").slice(3).join(" "))
-      .join("\n");
-  };
-  const output = (pod: string, c: string): Promise<string> =>
-    waitFor(async () => {
-      const t = await logOf(pod, c);
-      return /^END$/m.test(t) ? t : undefined;
-    }, { timeoutMs: 60_000, what: () => `${pod}/${c} to finish its script` });
+  const output = (pod: string, c: string): Promise<string> => scriptOutput(k, pod, c);
 
   before(async () => {
     rt = await startContainerd({ cni: true });
@@ -166,12 +138,12 @@ describe("security contexts on containerd (standalone)", () => {
   it("runAsNonRoot with a root image: CreateContainerConfigError with upstream's message; other pods unaffected", async () => {
     const p = await waitFor(async () => {
       const x = await k.pod("nonroot");
-      return state(x, "main") === "waiting:CreateContainerConfigError" ? x : undefined;
+      return containerState(x, "main") === "waiting:CreateContainerConfigError" ? x : undefined;
     }, { timeoutMs: 60_000, what: () => "nonroot in CreateContainerConfigError" });
     const want = `container has runAsNonRoot and image will run as root (pod: "nonroot-${k.nodeName}_default(${p.metadata?.uid ?? ""})", container: main)`;
     assert.equal(p.status?.containerStatuses?.[0]?.state?.waiting?.message, want);
     assert.match(await output("nonroot-ok", "main"), /^uid=1234 /m, "runAsNonRoot with a non-zero runAsUser runs");
-    assert.equal(state(await k.pod("ids"), "main"), "running");
+    assert.equal(containerState(await k.pod("ids"), "main"), "running");
   });
 
   it("readOnlyRootFilesystem: writing to the root filesystem fails", async () => {
@@ -230,6 +202,6 @@ describe("security contexts on containerd (standalone)", () => {
     }, { timeoutMs: 30_000, what: () => "sysctl-unsafe Failed" });
     assert.equal(p.status?.reason, "SysctlForbidden");
     assert.equal(p.status?.message, 'forbidden sysctl: "net.core.somaxconn" not allowlisted');
-    assert.equal(state(await k.pod("sysctl-safe"), "main"), "running");
+    assert.equal(containerState(await k.pod("sysctl-safe"), "main"), "running");
   });
 });

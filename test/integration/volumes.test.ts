@@ -8,19 +8,12 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { lstat, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { V1Pod } from "@kubernetes/client-node";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
+import { containerState, readContainerLog } from "../support/pods.js";
 import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 import { readMountPoints } from "../../src/volumes/mounter.js";
 
 const IMAGE = "tskubelet.local/busybox:1.35";
-
-function state(p: V1Pod | undefined, container: string): string {
-  const s = p?.status?.containerStatuses?.find((c) => c.name === container)?.state;
-  if (s?.running) return "running";
-  if (s?.terminated) return `terminated:${s.terminated.exitCode}`;
-  return `waiting:${s?.waiting?.reason ?? "?"}`;
-}
 
 /** A static pod manifest: `containers` and `volumes` are YAML blocks indented by two spaces. */
 function manifest(name: string, containers: string, volumes: string, extra = ""): string {
@@ -54,11 +47,7 @@ describe("volumes on containerd (standalone)", () => {
   let k: TskubeletProcess;
   let hostDir: string;
 
-  const logOf = async (pod: string, c: string): Promise<string> => {
-    const p = await k.pod(pod);
-    const uid = p?.metadata?.uid ?? "";
-    return readFile(join(k.logsDir, `default_${pod}-${k.nodeName}_${uid}`, c, "0.log"), "utf8").catch(() => "");
-  };
+  const logOf = (pod: string, c: string): Promise<string> => readContainerLog(k, pod, c);
   const waitLog = (pod: string, c: string, re: RegExp): Promise<string> =>
     waitFor(async () => {
       const t = await logOf(pod, c);
@@ -182,27 +171,27 @@ describe("volumes on containerd (standalone)", () => {
   it("a hostPath Directory that does not exist: FailedMount and ContainerCreating, while other pods run", async () => {
     const p = await waitFor(async () => {
       const x = await k.pod("nodir");
-      return state(x, "main") === "waiting:ContainerCreating" ? x : undefined;
+      return containerState(x, "main") === "waiting:ContainerCreating" ? x : undefined;
     }, { timeoutMs: 30_000, what: () => "nodir waiting in ContainerCreating" });
     assert.equal(p.status?.phase, "Pending");
     const want = `MountVolume.SetUp failed for volume \\"missing\\" : hostPath type check failed: ${join(hostDir, "does-not-exist")} is not a directory`;
     await waitFor(() => k.output().includes(want), { timeoutMs: 20_000, what: () => `the FailedMount event in the log:\n${k.output().slice(-3000)}` });
     assert.match(k.output(), /"event".*reason="FailedMount"/);
-    assert.equal(state(await k.pod("shared"), "reader"), "running", "other pods unaffected");
+    assert.equal(containerState(await k.pod("shared"), "reader"), "running", "other pods unaffected");
     // Once the directory exists, the pod starts (the worker retries).
     await mkdir(join(hostDir, "does-not-exist"));
-    await waitFor(async () => state(await k.pod("nodir"), "main") === "running", { timeoutMs: 40_000, what: () => "nodir running once its directory exists" });
+    await waitFor(async () => containerState(await k.pod("nodir"), "main") === "running", { timeoutMs: 40_000, what: () => "nodir running once its directory exists" });
   });
 
   it("standalone: a configMap volume fails with a clear FailedMount; configMapKeyRef env with CreateContainerConfigError", async () => {
-    await waitFor(async () => state(await k.pod("needs-api"), "main") === "waiting:ContainerCreating", { timeoutMs: 30_000, what: () => "needs-api waiting" });
+    await waitFor(async () => containerState(await k.pod("needs-api"), "main") === "waiting:ContainerCreating", { timeoutMs: 30_000, what: () => "needs-api waiting" });
     await waitFor(() => k.output().includes('MountVolume.SetUp failed for volume \\"cfg\\" : cannot setup configMap volume cfg because kube client is not configured'), {
       timeoutMs: 20_000,
       what: () => "the standalone FailedMount message",
     });
     const p = await waitFor(async () => {
       const x = await k.pod("env-api");
-      return state(x, "main") === "waiting:CreateContainerConfigError" ? x : undefined;
+      return containerState(x, "main") === "waiting:CreateContainerConfigError" ? x : undefined;
     }, { timeoutMs: 30_000, what: () => "env-api in CreateContainerConfigError" });
     assert.match(p.status?.containerStatuses?.[0]?.state?.waiting?.message ?? "", /^couldn't get configMap default\/settings, no kubeClient defined/);
   });

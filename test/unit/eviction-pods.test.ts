@@ -2,8 +2,6 @@
  * The pod manager's evict API on the fake CRI: the evicted pod is killed, ends Failed with reason
  * Evicted and the message, leaves the active pods, and is never started again; others keep running.
  */
-import { noProbeVerdicts } from "../../src/pods/probe-verdicts.js";
-import { createHandlerRunner } from "../../src/pods/handlers.js";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,11 +10,10 @@ import { after, before, describe, it } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
 import { createPodManager, type PodManager } from "../../src/pods/manager.js";
 import { createStatusManager, type StatusManager } from "../../src/pods/status-manager.js";
-import { createImageManager } from "../../src/pods/images.js";
-import { createBackoff, CRASHLOOP_BACKOFF, IMAGE_PULL_BACKOFF } from "../../src/pods/backoff.js";
 import { systemClock } from "../../src/util/clock.js";
 import { memoryLogger } from "../../src/util/log.js";
 import { FakeCri } from "../support/fake-cri.js";
+import { fakeWorkerEnv } from "../support/worker-env.js";
 
 function apiPod(name: string): V1Pod {
   return {
@@ -48,26 +45,15 @@ describe("pod manager: evict", () => {
     const clock = systemClock;
     statuses = createStatusManager();
     pods = createPodManager({
-      rs: cri,
-      images: createImageManager({ images: cri, backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }), serialize: false, logger, clock }),
-      crashBackoff: createBackoff({ ...CRASHLOOP_BACKOFF, clock }),
-      clock,
-      logger,
-      metrics: undefined,
-      events: (p, type, reason) => events.push(`${p.metadata?.name ?? ""} ${type} ${reason}`),
-      sandbox: { podLogsDir: dir, resolvConf: "", clusterDNS: [], clusterDomain: "", cgroupsPerQOS: false, cgroupRoot: "" },
-      memoryCapacity: 2 ** 30,
-      hostIPs: () => ["10.0.0.1"],
-      runtimeName: () => "fake",
-      networkReady: () => true,
-      probes: noProbeVerdicts,
-      handlers: createHandlerRunner({ rs: cri, clock }),
-      rootDir: dir,
-      resyncMs: 60_000,
-      volumes: { setUp: () => Promise.resolve([]), mountsFor: () => Promise.resolve([]), tearDown: () => Promise.resolve(), envLookup: undefined },
-      allocatable: () => ({}),
-      setStatus: (p, s) => statuses.setStatus(p, s),
-      getStatus: (uid) => statuses.getStatus(uid),
+      ...fakeWorkerEnv({
+        cri,
+        clock,
+        logger,
+        rootDir: dir,
+        events: (p, type, reason) => events.push(`${p.metadata?.name ?? ""} ${type} ${reason}`),
+        setStatus: (p, s) => statuses.setStatus(p, s),
+        getStatus: (uid) => statuses.getStatus(uid),
+      }),
       statuses,
     });
   });

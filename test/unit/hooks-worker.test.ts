@@ -11,10 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Container, V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import { FakeCri } from "../support/fake-cri.js";
-import { createPodWorker, type PodWorker, type WorkerEnv } from "../../src/pods/worker.js";
-import { createImageManager } from "../../src/pods/images.js";
-import { createBackoff, CRASHLOOP_BACKOFF, IMAGE_PULL_BACKOFF } from "../../src/pods/backoff.js";
-import { noProbeVerdicts } from "../../src/pods/probe-verdicts.js";
+import { fakeWorkerEnv } from "../support/worker-env.js";
+import { createPodWorker, type PodWorker } from "../../src/pods/worker.js";
 import type { HandlerOutcome, HandlerRunner } from "../../src/pods/handlers.js";
 import type { ContainerConfig } from "../../src/cri/types.js";
 import { createLogger } from "../../src/util/log.js";
@@ -79,31 +77,21 @@ describe("pod worker: hooks and kill order", async () => {
     const history: V1PodStatus[] = [];
     const logger = createLogger({ verbosity: 0, sink: { write: () => undefined } });
     const h = handlers(clock, exec);
-    const env: WorkerEnv = {
-      rs: cri,
-      images: createImageManager({ images: cri, backoff: createBackoff({ ...IMAGE_PULL_BACKOFF, clock }), serialize: false, logger, clock }),
-      crashBackoff: createBackoff({ ...CRASHLOOP_BACKOFF, clock }),
-      clock,
-      logger,
-      metrics: undefined,
-      events: (_p, type, reason, message) => events.push(`${type} ${reason} ${message}`),
-      sandbox: { podLogsDir: join(root, "logs"), resolvConf: "", clusterDNS: [], clusterDomain: "cluster.local", cgroupsPerQOS: false, cgroupRoot: "" },
-      memoryCapacity: 8 * 2 ** 30,
-      hostIPs: () => ["192.168.1.10"],
-      runtimeName: () => "containerd",
-      networkReady: () => true,
-      resyncMs: 60_000,
-      volumes: { setUp: () => Promise.resolve([]), mountsFor: () => Promise.resolve([]), tearDown: () => Promise.resolve(), envLookup: undefined },
-      allocatable: () => ({}),
-      setStatus: (p, s) => {
-        statuses.set(p.metadata?.uid ?? "", s);
-        history.push(s);
+    const env = fakeWorkerEnv(
+      {
+        cri,
+        clock,
+        logger,
+        rootDir: root,
+        events: (_p, type, reason, message) => events.push(`${type} ${reason} ${message}`),
+        setStatus: (p, s) => {
+          statuses.set(p.metadata?.uid ?? "", s);
+          history.push(s);
+        },
+        getStatus: (uid) => statuses.get(uid),
       },
-      getStatus: (uid) => statuses.get(uid),
-      probes: noProbeVerdicts,
-      handlers: h.runner,
-      rootDir: root,
-    };
+      { handlers: h.runner },
+    );
     const w = createPodWorker(pod, env);
     workers.push(w);
     const uid = pod.metadata?.uid ?? "";
