@@ -16,6 +16,7 @@ import { statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
+import { eventsOf, kubectlJSON, waitNodeReadyForPods, type EventJSON } from "../support/e2e.js";
 import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 
 const IMAGE = "tskubelet.local/busybox:1.35";
@@ -35,11 +36,6 @@ interface NodeCondition {
   reason: string;
   message: string;
 }
-interface EventJSON {
-  type: string;
-  reason: string;
-  message: string;
-}
 
 describe("node-pressure eviction end to end", () => {
   let cp: TestCluster;
@@ -48,12 +44,12 @@ describe("node-pressure eviction end to end", () => {
   let kubeconfig = "";
   const node = "e2e-eviction";
 
-  const getJSON = async <T>(args: string[]): Promise<T> => JSON.parse(await cp.kubectl([...args, "-o", "json"])) as T;
+  const getJSON = <T>(args: string[]): Promise<T> => kubectlJSON<T>(cp, args);
   const podJSON = (name: string): Promise<PodJSON> => getJSON<PodJSON>(["get", "pod", name]);
   const nodeCondition = async (type: string): Promise<NodeCondition | undefined> =>
     (await getJSON<{ status: { conditions?: NodeCondition[] } }>(["get", "node", node]).catch(() => undefined))?.status.conditions?.find((c) => c.type === type);
   const diskPressure = (): Promise<NodeCondition | undefined> => nodeCondition("DiskPressure");
-  const events = async (name: string): Promise<EventJSON[]> => (await getJSON<{ items: EventJSON[] }>(["get", "events", "--field-selector", `involvedObject.name=${name}`])).items;
+  const events = (name: string): Promise<EventJSON[]> => eventsOf(cp, name);
   const apply = (yaml: string): Promise<string> => cp.kubectl(["apply", "-f", "-"], { input: yaml });
   const pod = (name: string, script: string, extra = ""): string => `apiVersion: v1
 kind: Pod
@@ -91,11 +87,7 @@ ${extra}`;
       nodeName: node,
       extraArgs: [`--kubeconfig=${kubeconfig}`, `--eviction-hard=nodefs.available<${thresholdMi}Mi`, `--eviction-pressure-transition-period=${TRANSITION_SECONDS}s`],
     });
-    await waitFor(async () => {
-      const n = await getJSON<{ status: { conditions?: { type: string; status: string }[] } }>(["get", "node", node]).catch(() => undefined);
-      return n?.status.conditions?.find((c) => c.type === "Ready")?.status === "True";
-    }, { timeoutMs: 60_000, what: () => "the node Ready" });
-    await waitFor(async () => (await cp.kubectl(["get", "serviceaccount", "default", "-o", "name"]).catch(() => "")).includes("default"), { timeoutMs: 60_000, what: () => "the default ServiceAccount" });
+    await waitNodeReadyForPods(cp, node);
   });
   after(async () => {
     await k?.cleanup();

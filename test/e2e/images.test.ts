@@ -9,17 +9,13 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
+import { eventsOf, kubectlJSON, waitNodeReadyForPods, type EventJSON } from "../support/e2e.js";
 import { startRegistry, type TestRegistry } from "../support/registry.js";
 import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 
 interface PodJSON {
   metadata: { name: string; namespace: string; uid: string };
   status: { phase?: string; containerStatuses?: { name: string; state: { running?: object; waiting?: { reason?: string; message?: string } } }[] };
-}
-interface EventJSON {
-  reason: string;
-  message: string;
-  type: string;
 }
 
 describe("pods pull from a private registry with imagePullSecrets", () => {
@@ -30,10 +26,10 @@ describe("pods pull from a private registry with imagePullSecrets", () => {
   let image: string;
   const node = "e2e-images";
 
-  const getJSON = async <T>(args: string[]): Promise<T> => JSON.parse(await cp.kubectl([...args, "-o", "json"])) as T;
+  const getJSON = <T>(args: string[]): Promise<T> => kubectlJSON<T>(cp, args);
   const apply = (json: unknown): Promise<string> => cp.kubectl(["apply", "-f", "-"], { input: JSON.stringify(json) });
   const podJSON = (name: string): Promise<PodJSON> => getJSON<PodJSON>(["get", "pod", name]);
-  const events = async (name: string): Promise<EventJSON[]> => (await getJSON<{ items: EventJSON[] }>(["get", "events", "--field-selector", `involvedObject.name=${name}`])).items;
+  const events = (name: string): Promise<EventJSON[]> => eventsOf(cp, name);
   const pod = (name: string, secrets: string[], policy = "IfNotPresent"): unknown => ({
     apiVersion: "v1",
     kind: "Pod",
@@ -59,11 +55,7 @@ describe("pods pull from a private registry with imagePullSecrets", () => {
     image = await reg.push("busybox.tar", "private/busybox:1.35");
     const kc = await cp.nodeKubeconfig(node);
     k = await startTskubelet(rt, { nodeName: node, extraArgs: [`--kubeconfig=${kc}`] });
-    await waitFor(async () => {
-      const n = await getJSON<{ status: { conditions?: { type: string; status: string }[] } }>(["get", "node", node]).catch(() => undefined);
-      return n?.status.conditions?.find((c) => c.type === "Ready")?.status === "True";
-    }, { timeoutMs: 60_000, what: () => "the node Ready" });
-    await waitFor(async () => (await cp.kubectl(["get", "serviceaccount", "default", "-o", "name"]).catch(() => "")).includes("default"), { timeoutMs: 60_000, what: () => "the default ServiceAccount" });
+    await waitNodeReadyForPods(cp, node);
   });
   after(async () => {
     await k?.cleanup();

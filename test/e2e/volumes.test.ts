@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
+import { eventsOf, kubectlJSON, waitNodeReadyForPods, type EventJSON } from "../support/e2e.js";
 import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 
 const IMAGE = "tskubelet.local/busybox:1.35";
@@ -24,11 +25,6 @@ interface PodJSON {
   spec: { volumes?: { name: string; projected?: unknown }[] };
   status: { phase?: string; containerStatuses?: { name: string; state: { running?: object; waiting?: { reason?: string; message?: string } } }[] };
 }
-interface EventJSON {
-  reason: string;
-  message: string;
-  type: string;
-}
 
 describe("pods use ConfigMaps, Secrets and their service account token", () => {
   let cp: TestCluster;
@@ -36,10 +32,10 @@ describe("pods use ConfigMaps, Secrets and their service account token", () => {
   let k: TskubeletProcess;
   const node = "e2e-volumes";
 
-  const getJSON = async <T>(args: string[]): Promise<T> => JSON.parse(await cp.kubectl([...args, "-o", "json"])) as T;
+  const getJSON = <T>(args: string[]): Promise<T> => kubectlJSON<T>(cp, args);
   const apply = (yaml: string): Promise<string> => cp.kubectl(["apply", "-f", "-"], { input: yaml });
   const podJSON = (name: string): Promise<PodJSON> => getJSON<PodJSON>(["get", "pod", name]);
-  const events = async (name: string): Promise<EventJSON[]> => (await getJSON<{ items: EventJSON[] }>(["get", "events", "--field-selector", `involvedObject.name=${name}`])).items;
+  const events = (name: string): Promise<EventJSON[]> => eventsOf(cp, name);
   const logOf = async (name: string, container = "main"): Promise<string> => {
     const p = await podJSON(name);
     return readFile(join(k.logsDir, `${p.metadata.namespace}_${name}_${p.metadata.uid}`, container, "0.log"), "utf8").catch(() => "");
@@ -61,12 +57,8 @@ describe("pods use ConfigMaps, Secrets and their service account token", () => {
     [cp, rt] = await Promise.all([startCluster(), startContainerd({ cni: true })]);
     const kc = await cp.nodeKubeconfig(node);
     k = await startTskubelet(rt, { nodeName: node, extraArgs: [`--kubeconfig=${kc}`, `--sync-frequency=${SYNC_SECONDS}s`] });
-    await waitFor(async () => {
-      const n = await getJSON<{ status: { conditions?: { type: string; status: string }[] } }>(["get", "node", node]).catch(() => undefined);
-      return n?.status.conditions?.find((c) => c.type === "Ready")?.status === "True";
-    }, { timeoutMs: 60_000, what: () => "the node Ready" });
-    // The ServiceAccount admission needs the default ServiceAccount; the token volume needs kube-root-ca.crt.
-    await waitFor(async () => (await cp.kubectl(["get", "serviceaccount", "default", "-o", "name"]).catch(() => "")).includes("default"), { timeoutMs: 60_000, what: () => "the default ServiceAccount" });
+    await waitNodeReadyForPods(cp, node);
+    // The token volume needs kube-root-ca.crt.
     await waitFor(async () => (await cp.kubectl(["get", "configmap", "kube-root-ca.crt", "-o", "name"]).catch(() => "")).includes("kube-root-ca.crt"), { timeoutMs: 60_000, what: () => "the kube-root-ca.crt ConfigMap" });
   });
   after(async () => {
