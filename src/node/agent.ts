@@ -93,7 +93,15 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     });
     const fp = statusFingerprint(status);
     const due = clock.now() - lastReport >= config.nodeStatusReportFrequency;
-    if (fp === lastFingerprint && !due) return;
+    if (fp === lastFingerprint && !due) {
+      // Unchanged on our side; but the API's copy may have been changed by someone else (the node
+      // lifecycle controller sets Ready=Unknown after missed heartbeats), so compare with it, as
+      // upstream compares with the node it reads before each update.
+      const live = await api.request<V1Node>({ method: "GET", path: `${nodePath()}?resourceVersion=0` }).catch(() => undefined);
+      const drift = live ? conditionDrift(live.status, status) : [];
+      if (drift.length === 0) return;
+      log.info("node conditions in the API differ from ours; updating them", { conditions: drift });
+    }
     const body = JSON.parse(toKubeJSON({ status })) as unknown;
     for (let attempt = 1; attempt <= 5; attempt++) {
       try {
@@ -194,4 +202,14 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
 /** metav1.MicroTime: RFC 3339 with microseconds. */
 export function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}
+
+/** Conditions whose status in the API's node differs from ours ("Ready=Unknown", ...). */
+export function conditionDrift(live: V1NodeStatus | undefined, ours: V1NodeStatus): string[] {
+  const out: string[] = [];
+  for (const c of ours.conditions ?? []) {
+    const l = live?.conditions?.find((x) => x.type === c.type);
+    if (l && l.status !== c.status) out.push(`${c.type}=${l.status}`);
+  }
+  return out;
 }

@@ -72,6 +72,21 @@ describe("cluster mode against a real control plane", () => {
     assert.equal(lease.metadata.ownerReferences[0]?.kind, "Node");
   });
 
+  it("puts Ready back to True when someone else marks it Unknown in the API (as the node controller does after missed heartbeats)", async () => {
+    await cp.kubectl([
+      "patch", "node", node, "--subresource=status", "--type=strategic",
+      "-p", JSON.stringify({ status: { conditions: [{ type: "Ready", status: "Unknown", reason: "NodeStatusUnknown", message: "Kubelet stopped posting node status." }] } }),
+    ]);
+    const marked = await getJSON<{ status: { conditions: { type: string; status: string }[] } }>(["get", "node", node]);
+    assert.equal(marked.status.conditions.find((c) => c.type === "Ready")?.status, "Unknown", "the patch took");
+    await waitFor(async () => {
+      const n = await getJSON<{ status: { conditions: { type: string; status: string; reason: string }[] } }>(["get", "node", node]);
+      const r = n.status.conditions.find((c) => c.type === "Ready");
+      return r?.status === "True" && r.reason === "KubeletReady" ? true : undefined;
+    }, { timeoutMs: 30_000, what: () => "tskubelet to set Ready=True again (it reads the node every nodeStatusUpdateFrequency)" });
+    assert.match(k.output(), /node conditions in the API differ from ours; updating them.*Ready=Unknown/);
+  });
+
   it("runs a Deployment of 3 replicas scheduled by kube-scheduler, each Running with its pod IP", async () => {
     await cp.kubectl(["create", "deployment", "web", "--image=tskubelet.local/busybox:1.35", "--replicas=3", "--", "sh", "-c", "trap 'exit 0' TERM; httpd -p 8080 -h /var/www; while true; do sleep 1; done"]);
     const list = await waitFor(async () => {
