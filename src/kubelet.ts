@@ -274,7 +274,8 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     {
       clock,
       logger,
-      snapshot: () => stats.snapshot((deps.evictionIntervalMs ?? 10_000) / 2),
+      // The stats housekeeping takes a snapshot every 10 s; a pass reuses it rather than taking another.
+      snapshot: () => stats.snapshot(deps.evictionIntervalMs ?? 10_000),
       // Upstream's active pods: admitted and not yet in a terminal phase.
       activePods: () => pods.activePods().filter((p) => !["Succeeded", "Failed"].includes(statuses.getStatus(p.metadata?.uid ?? "")?.phase ?? "")),
       evictPod: (pod, grace, final) => pods.evict(pod.metadata?.uid ?? "", grace, final),

@@ -107,7 +107,7 @@ async function enableControllers(layout: CgroupLayout, root: string, path: strin
  * writes `res` into it. Errors name the cgroup and the file.
  */
 export async function ensureCgroup(path: string, res: CgroupResources | undefined, layout: CgroupLayout): Promise<void> {
-  for (const h of layout.hierarchies) await mkdir(join(h, path), { recursive: true });
+  await Promise.all(layout.hierarchies.map((h) => mkdir(join(h, path), { recursive: true })));
   if (layout.version === 2 && layout.hierarchies[0] !== undefined) await enableControllers(layout, layout.hierarchies[0], path);
   if (!res) return;
   for (const f of cgroupFiles(layout.version, res)) {

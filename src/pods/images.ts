@@ -17,7 +17,7 @@ import { isValidImageReference } from "./validation.js";
 import { defaultPullPolicy } from "./defaults.js";
 
 export type EnsureImageResult =
-  | { ok: true; imageRef: string; pulled: boolean }
+  | { ok: true; imageRef: string; pulled: boolean; /** The image's user, when the check that found it read it. */ user?: ImageUser }
   | { ok: false; reason: "ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull" | "InvalidImageName" | "ImageInspectError"; message: string };
 
 export interface ImageManager {
@@ -157,8 +157,11 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
       return { ok: false, reason: "InvalidImageName", message };
     }
     let present: string | undefined;
+    let user: ImageUser | undefined;
     try {
-      present = (await opts.images.imageStatus({ image }))?.id;
+      const st = await opts.images.imageStatus({ image });
+      present = st?.id;
+      if (st) user = imageUserOf(st);
     } catch (err) {
       const message = `Failed to inspect image "${image}": ${errorMessage(err)}`;
       event(pod, "Warning", "InspectFailed", message);
@@ -167,7 +170,7 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
     const policy = effectivePullPolicy(c);
     if (!shouldPull(policy, present !== undefined)) {
       // The worker records "already present on machine" when it starts the container.
-      if (present !== undefined) return { ok: true, imageRef: present, pulled: false };
+      if (present !== undefined) return { ok: true, imageRef: present, pulled: false, ...(user ? { user } : {}) };
       const message = `Container image "${image}" is not present with pull policy of Never`;
       event(pod, "Warning", "ErrImageNeverPull", message);
       return { ok: false, reason: "ErrImageNeverPull", message };
@@ -228,9 +231,7 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
   return {
     async imageUser(image) {
       const st = await opts.images.imageStatus({ image });
-      if (!st) return undefined;
-      if (st.uid) return { uid: st.uid.value };
-      return st.username ? { username: st.username } : {};
+      return st ? imageUserOf(st) : undefined;
     },
     async ensureImage(pod, c, sandbox, auth) {
       const r = await ensure(pod, c, sandbox, auth);
@@ -239,4 +240,10 @@ export function createImageManager(opts: ImageManagerOptions): ImageManager {
       return r;
     },
   };
+}
+
+/** The user an image runs as: its uid, else its user name (ImageStatus). */
+function imageUserOf(st: { uid?: { value: bigint } | undefined; username?: string }): ImageUser {
+  if (st.uid) return { uid: st.uid.value };
+  return st.username ? { username: st.username } : {};
 }

@@ -352,8 +352,16 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     try {
       messageMount = await terminationMessageMount(env.rootDir, pod, c);
       const mountsFor: typeof env.volumes.mountsFor = async (p, cc, e) => [...(await env.volumes.mountsFor(p, cc, e)), ...(messageMount ? [messageMount] : [])];
-      const inputs = { envLookup: env.volumes.envLookup, allocatable: env.allocatable(), mountsFor, imageUser: (ref: string) => env.images.imageUser(ref), security: securityOptions(env.sandbox) };
-      const config = await makeContainerConfig(pod, c, { restartCount: s.restartCount, imageRef: img.imageRef, memoryCapacity: env.memoryCapacity, podIPs: ctx.podIPs, hostIPs: env.hostIPs() }, inputs);
+      // The image check usually read the image's user already; ask the runtime only when it did not.
+      const inputs = {
+        envLookup: env.volumes.envLookup,
+        allocatable: env.allocatable(),
+        mountsFor,
+        ...(img.user ? {} : { imageUser: (ref: string) => env.images.imageUser(ref) }),
+        security: securityOptions(env.sandbox),
+      };
+      const known = img.user ? { imageUser: img.user } : {};
+      const config = await makeContainerConfig(pod, c, { restartCount: s.restartCount, imageRef: img.imageRef, memoryCapacity: env.memoryCapacity, podIPs: ctx.podIPs, hostIPs: env.hostIPs(), ...known }, inputs);
       id = await env.rs.createContainer(sandboxId, config, sbConfig);
     } catch (err) {
       const message = errorMessage(err);

@@ -263,4 +263,12 @@ describe("image user from ImageStatus", () => {
     assert.deepEqual(await m.imageUser("c"), {});
     assert.equal(await m.imageUser("missing"), undefined);
   });
+
+  it("the image check that finds an image present also reports its user, so no second ImageStatus is needed", async () => {
+    const m = manager({ "tskubelet.local/app:1": { id: "sha256:1", uid: { value: 1000n }, username: "" } });
+    const pod = { metadata: { name: "p", namespace: "default", uid: "u" }, spec: { containers: [] } };
+    const r = await m.ensureImage(pod, { name: "c", image: "tskubelet.local/app:1", imagePullPolicy: "IfNotPresent" }, undefined);
+    assert.ok(r.ok);
+    assert.deepEqual(r.ok ? r.user : undefined, { uid: 1000n });
+  });
 });
