@@ -170,8 +170,12 @@ export function nodeStatus(f: NodeFacts, cfg: KubeletConfiguration, parts: { hea
   };
 }
 
-/** What counts as a change worth a PATCH: everything but heartbeat times. */
+/**
+ * What counts as a change worth a PATCH: everything but the conditions' times (a transition
+ * changes the status anyway; the times come back from the API cut to seconds, which must not
+ * count as a change).
+ */
 export function statusFingerprint(s: V1NodeStatus): string {
-  const stripped = { ...s, conditions: (s.conditions ?? []).map(({ lastHeartbeatTime: _h, ...rest }) => rest) };
+  const stripped = { ...s, conditions: (s.conditions ?? []).map(({ lastHeartbeatTime: _h, lastTransitionTime: _t, ...rest }) => rest) };
   return JSON.stringify(stripped);
 }
