@@ -205,30 +205,25 @@ function encodeHealthCheckRequest(service: string): Buffer {
 /** grpc.health.v1.HealthCheckResponse { ServingStatus status = 1; } → the status number. */
 function decodeHealthCheckStatus(b: Buffer): number {
   let i = 0;
+  /** Reads the base-128 varint at i and moves past it. */
+  const readVarint = (): number => {
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      const byte = b[i++] ?? 0;
+      v |= (byte & 0x7f) << shift;
+      if ((byte & 0x80) === 0 || i >= b.length) return v;
+      shift += 7;
+    }
+  };
   while (i < b.length) {
-    const key = b[i++] ?? 0;
-    const field = key >> 3;
+    const key = readVarint();
     const wire = key & 7;
     if (wire === 0) {
-      let v = 0;
-      let shift = 0;
-      for (;;) {
-        const byte = b[i++] ?? 0;
-        v |= (byte & 0x7f) << shift;
-        if ((byte & 0x80) === 0 || i >= b.length) break;
-        shift += 7;
-      }
-      if (field === 1) return v;
+      const v = readVarint();
+      if (key >> 3 === 1) return v;
     } else if (wire === 2) {
-      let len = 0;
-      let shift = 0;
-      for (;;) {
-        const byte = b[i++] ?? 0;
-        len |= (byte & 0x7f) << shift;
-        if ((byte & 0x80) === 0 || i >= b.length) break;
-        shift += 7;
-      }
-      i += len;
+      i += readVarint();
     } else {
       break;
     }
