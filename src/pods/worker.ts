@@ -100,6 +100,10 @@ interface StepResult {
   again: boolean;
 }
 const MIN_GRACE_SECONDS = 2;
+/** How long after an exit 137 the runtime may still turn the reason into OOMKilled, and how often to look. */
+const OOM_SETTLE_WINDOW_MS = 2_000;
+const OOM_SETTLE_STEP_MS = 250;
+const OOM_SETTLE_TRIES = 4;
 
 export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
   let pod = initial;
@@ -158,7 +162,13 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
 
   /** The runtime's view, with the messages of containers the worker killed after a failed postStart. */
   const readRuntime = async (): Promise<RuntimePod> => {
-    const rp = await getRuntimePod(env.rs, ident(pod));
+    let rp = await getRuntimePod(env.rs, ident(pod));
+    // containerd 1.6 can report a container killed by the OOM killer as Error(137) for a moment,
+    // until it has handled the OOM event; re-read briefly rather than publish the wrong reason.
+    for (let i = 0; i < OOM_SETTLE_TRIES && rp.containers.some(mayBeUnsettledOOM); i++) {
+      await env.clock.sleep(OOM_SETTLE_STEP_MS);
+      rp = await getRuntimePod(env.rs, ident(pod));
+    }
     for (const id of notes.keys()) if (!rp.containers.some((c) => c.id === id)) notes.delete(id);
     for (const c of rp.containers) {
       const note = notes.get(c.id);
@@ -166,6 +176,13 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     }
     return rp;
   };
+  /** Just exited with 137, not (yet) OOMKilled, and under a memory limit. */
+  const mayBeUnsettledOOM = (c: RuntimePod["containers"][number]): boolean =>
+    c.state === "CONTAINER_EXITED" &&
+    c.exitCode === 137 &&
+    c.reason !== "OOMKilled" &&
+    env.clock.now() - c.finishedAtMs < OOM_SETTLE_WINDOW_MS &&
+    specByName(c.name)?.resources?.limits?.memory !== undefined;
   const podGrace = (): number => pod.spec?.terminationGracePeriodSeconds ?? 30;
   const specByName = (name: string): V1Container | undefined =>
     (pod.spec?.containers ?? []).find((c) => c.name === name) ?? (pod.spec?.initContainers ?? []).find((c) => c.name === name);
