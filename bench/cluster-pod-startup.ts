@@ -65,10 +65,12 @@ interface Settings {
   verbosity: number;
   /** Run tskubelet under `node --cpu-prof` and print where its CPU went during startup. */
   cpuProf: boolean;
+  /** Print the machine's CPU during each startup window by process name. */
+  cpuByProcess: boolean;
 }
 
 function parseArgs(argv: string[]): Settings {
-  const s: Settings = { rounds: 5, pods: 30, profile: false, keep: false, verbosity: 2, cpuProf: false };
+  const s: Settings = { rounds: 5, pods: 30, profile: false, keep: false, verbosity: 2, cpuProf: false, cpuByProcess: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--rounds") s.rounds = Math.max(1, Number(argv[++i] ?? "5") || 5);
@@ -77,8 +79,9 @@ function parseArgs(argv: string[]): Settings {
     else if (a === "--profile") s.profile = true;
     else if (a === "--keep") s.keep = true;
     else if (a === "--cpu-prof") s.cpuProf = true;
+    else if (a === "--cpu-by-process") s.cpuByProcess = true;
     else if (a === "--help" || a === "-h") {
-      console.log("usage: node dist/bench/cluster-pod-startup.js [--rounds N] [--pods N] [--profile] [--cpu-prof] [--keep] [--v LEVEL]");
+      console.log("usage: node dist/bench/cluster-pod-startup.js [--rounds N] [--pods N] [--profile] [--cpu-prof] [--cpu-by-process] [--keep] [--v LEVEL]");
       process.exit(0);
     } else throw new Error(`unknown argument ${a ?? ""}`);
   }
@@ -131,6 +134,104 @@ function readCpu(pid: number): CpuTimes | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Busy CPU seconds of the whole machine (all cores) since boot, from /proc/stat. */
+function machineBusyS(): number {
+  try {
+    const first = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+    const v = first.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already in user)
+    const busy = (v[0] ?? 0) + (v[1] ?? 0) + (v[2] ?? 0) + (v[5] ?? 0) + (v[6] ?? 0) + (v[7] ?? 0);
+    return busy / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The private containerd's pid (its pidfile) and the shims serving it (their -address argument). */
+function runtimePids(rt: PrivateContainerd): { containerd: number; shims: number[] } {
+  let containerd = NaN;
+  try {
+    containerd = Number(readFileSync(join(rt.dir, "containerd.pid"), "utf8").trim());
+  } catch {
+    /* not readable: NaN */
+  }
+  const shims: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
+      if ((cmd[0] ?? "").endsWith("containerd-shim-runc-v2") && cmd.includes(rt.socketPath)) shims.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return { containerd, shims };
+}
+
+/** CPU seconds of containerd itself and of its live shims (whole lifetime of each shim). */
+function runtimeCpu(rt: PrivateContainerd): { containerd: number; shims: number } {
+  const p = runtimePids(rt);
+  const shims = p.shims.reduce((sum, pid) => sum + (readCpu(pid)?.self ?? 0), 0);
+  return { containerd: readCpu(p.containerd)?.self ?? NaN, shims };
+}
+
+interface ProcCpu {
+  name: string;
+  start: string;
+  /** utime + stime + cutime + cstime, seconds. */
+  total: number;
+}
+
+/** Every live process's CPU, self and reaped children, by pid. */
+function allProcessCpu(): Map<number, ProcCpu> {
+  const out = new Map<number, ProcCpu>();
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
+      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const f = (i: number): number => Number(rest[i] ?? 0);
+      let name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (name === "kube-test-plane" || name === "node") {
+        const argv = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
+        name = name === "node" ? `node ${(argv[1] ?? "").split("/").slice(-2).join("/")}` : `${name} ${argv[1] ?? ""}`;
+      }
+      out.set(Number(e), { name, start: rest[19] ?? "", total: (f(11) + f(12) + f(13) + f(14)) / CLK_TCK });
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** containerd's gRPC calls handled so far by method, from its metrics endpoint (TSK_CONTAINERD_METRICS), if configured. */
+async function runtimeCalls(): Promise<Map<string, number> | undefined> {
+  const addr = process.env.TSK_CONTAINERD_METRICS;
+  if (!addr) return undefined;
+  try {
+    const text = await (await fetch(`http://${addr}/v1/metrics`)).text();
+    const out = new Map<string, number>();
+    for (const m of text.matchAll(/^grpc_server_handled_total\{([^}]*)\} (\S+)$/gm)) {
+      const method = /grpc_method="([^"]+)"/.exec(m[1] ?? "")?.[1] ?? "?";
+      out.set(method, (out.get(method) ?? 0) + Number(m[2]));
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds spent between two snapshots, by process name (a process born in between counts whole). */
+function cpuByName(before: Map<number, ProcCpu>, after: Map<number, ProcCpu>): [string, number][] {
+  const by = new Map<string, number>();
+  for (const [pid, a] of after) {
+    const b = before.get(pid);
+    const d = b && b.start === a.start ? a.total - b.total : a.total;
+    if (d > 0) by.set(a.name, (by.get(a.name) ?? 0) + d);
+  }
+  return [...by].sort((x, y) => y[1] - x[1]);
 }
 
 function readRssMiB(pid: number): { rss: number; hwm: number } | undefined {
@@ -225,6 +326,10 @@ interface RunResult {
   childCpuS: number;
   /** utime+stime since the process started, read just before it was stopped. */
   cpuLifetimeS: number;
+  /** Startup window (first create -> all Ready): busy CPU of the whole machine, of containerd, of the pods' shims. */
+  machineCpuStartupS: number;
+  containerdCpuStartupS: number;
+  shimCpuStartupS: number;
   startToReadyNodeMs: number;
   /** 1-minute load average when the run ended. */
   load1m: number;
@@ -364,6 +469,10 @@ async function runOnce(ctx: Ctx, kind: Kind, label: string): Promise<RunResult> 
 
     // Measured window starts: CPU and RSS.
     const cpu0 = readCpu(pid);
+    const machine0 = machineBusyS();
+    const runtime0 = runtimeCpu(ctx.rt);
+    const procs0 = ctx.settings.cpuByProcess ? allProcessCpu() : undefined;
+    const calls0 = ctx.settings.cpuByProcess ? await runtimeCalls() : undefined;
     cpuWindow.start = monotonicUs();
     sampler.reset();
     await Promise.all(
@@ -381,6 +490,17 @@ async function runOnce(ctx: Ctx, kind: Kind, label: string): Promise<RunResult> 
     };
     await waitUntil({ what: `${n} pods Ready on ${kind}`, timeoutMs: POD_READY_TIMEOUT_MS, check: watchAlive, intervalMs: 20 }, () => (readyCount >= n ? true : undefined));
     const cpuReady = readCpu(pid);
+    const machineReady = machineBusyS();
+    const runtimeReady = runtimeCpu(ctx.rt);
+    if (procs0) {
+      const rows = cpuByName(procs0, allProcessCpu());
+      console.log(`  ${kind} startup CPU by process (s): ${rows.slice(0, 14).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ")}`);
+      const calls1 = await runtimeCalls();
+      if (calls0 && calls1) {
+        const d = [...calls1].map(([k, v]) => [k, v - (calls0.get(k) ?? 0)] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
+        console.log(`  ${kind} CRI calls during startup: ${d.map(([k, v]) => `${k} ${v}`).join(", ")}`);
+      }
+    }
     cpuWindow.ready = monotonicUs();
     const rssReady = readRssMiB(pid)?.rss ?? NaN;
     await sleep(RSS_STEADY_MS);
@@ -426,6 +546,9 @@ async function runOnce(ctx: Ctx, kind: Kind, label: string): Promise<RunResult> 
       cpuStartupS: (cpuReady?.self ?? NaN) - (cpu0?.self ?? NaN),
       childCpuS: (cpuEnd?.children ?? NaN) - (cpu0?.children ?? NaN),
       cpuLifetimeS: readCpu(pid)?.self ?? NaN,
+      machineCpuStartupS: machineReady - machine0,
+      containerdCpuStartupS: runtimeReady.containerd - runtime0.containerd,
+      shimCpuStartupS: runtimeReady.shims - runtime0.shims,
       startToReadyNodeMs,
       load1m: loadavg()[0] ?? NaN,
     };
@@ -642,7 +765,7 @@ function monotonicUs(): number {
 }
 
 interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }[];
   startTime: number;
   samples: number[];
   timeDeltas: number[];
@@ -668,6 +791,10 @@ async function summarizeCpuProfile(dir: string, win: { start: number; ready: num
   if (!file) return `  cpu profile: none written in ${dir}`;
   const prof = JSON.parse(await readFile(join(dir, file), "utf8")) as CpuProfile;
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  /** Inclusive time of tskubelet's own functions (each counted once per sample). */
+  const incl = new Map<string, number>();
   const cats = new Map<string, number>();
   const fns = new Map<string, number>();
   let t = prof.startTime;
@@ -686,6 +813,17 @@ async function summarizeCpuProfile(dir: string, win: { start: number; ready: num
     cats.set(cat, (cats.get(cat) ?? 0) + dt);
     const key = `${cf.functionName || "(anonymous)"} ${cat}:${cf.lineNumber + 1}`;
     fns.set(key, (fns.get(key) ?? 0) + dt);
+    if (cat === "(idle)") continue;
+    const seen = new Set<string>();
+    for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
+      const f = byId.get(id)?.callFrame;
+      if (!f || !/\/(src|bench|test)\//.test(f.url) || /node_modules/.test(f.url)) continue;
+      const k = `${f.functionName || "(anonymous)"} ${cpuCategory(f.url, f.functionName)}:${f.lineNumber + 1}`;
+      if (!seen.has(k)) {
+        seen.add(k);
+        incl.set(k, (incl.get(k) ?? 0) + dt);
+      }
+    }
   }
   const busy = inWindow - (cats.get("(idle)") ?? 0);
   const top = (m: Map<string, number>, n: number): string[] =>
@@ -700,6 +838,8 @@ async function summarizeCpuProfile(dir: string, win: { start: number; ready: num
     ...top(cats, 14),
     "    by function:",
     ...top(fns, 16),
+    "    tskubelet functions, inclusive:",
+    ...top(incl, 40),
   ].join("\n");
 }
 
@@ -711,6 +851,7 @@ function describe(r: RunResult): string {
   return [
     `${r.label} ${r.kind.padEnd(9)} pods ${r.perPod.length}  p50 ${pad(Math.round(r.p50), 5)} ms  p99 ${pad(Math.round(r.p99), 5)} ms  total ${pad(Math.round(r.total), 5)} ms  | delete p50 ${pad(Math.round(r.deleteP50), 5)} ms total ${pad(Math.round(r.deleteTotal), 5)} ms  | rss ready ${r1(r.rssReadyMiB)} / +5s ${r1(r.rssSteadyMiB)} / peak ${r1(r.rssPeakMiB)} MiB  cpu ${r2(r.cpuS)} s (startup ${r2(r.cpuStartupS)} s, children ${r2(r.childCpuS)} s, lifetime ${r2(r.cpuLifetimeS)} s)  load ${load()}`,
     `    medians after creation: first status ${ms(p.ack)}, pod IP ${ms(p.ip)}, running ${ms(p.running)}, Ready ${ms(p.ready)}; status updates seen before Ready ${p.updatesToReady}; POST p50 ${ms(r.createP50)} max ${ms(r.createMax)}; node Ready ${ms(r.startToReadyNodeMs)} after start`,
+    `    startup CPU: kubelet ${r2(r.cpuStartupS)} s, containerd ${r2(r.containerdCpuStartupS)} s, shims ${r2(r.shimCpuStartupS)} s, whole machine ${r2(r.machineCpuStartupS)} s`,
   ].join("\n");
 }
 
@@ -734,6 +875,9 @@ interface Summary {
   cpu_s_startup: number;
   cpu_s_children: number;
   cpu_s_lifetime: number;
+  cpu_s_startup_containerd: number;
+  cpu_s_startup_shims: number;
+  cpu_s_startup_machine: number;
   node_ready_after_start_ms: number;
   load_1m_rounds: number[];
 }
@@ -765,6 +909,9 @@ function summarize(list: RunResult[]): Summary {
     cpu_s_startup: r2(median(list.map((r) => r.cpuStartupS))),
     cpu_s_children: r2(median(list.map((r) => r.childCpuS))),
     cpu_s_lifetime: r2(median(list.map((r) => r.cpuLifetimeS))),
+    cpu_s_startup_containerd: r2(median(list.map((r) => r.containerdCpuStartupS))),
+    cpu_s_startup_shims: r2(median(list.map((r) => r.shimCpuStartupS))),
+    cpu_s_startup_machine: r2(median(list.map((r) => r.machineCpuStartupS))),
     node_ready_after_start_ms: r1(median(list.map((r) => r.startToReadyNodeMs))),
     load_1m_rounds: list.map((r) => r1(r.load1m)),
   };

@@ -199,7 +199,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   level = "info"
 
 [metrics]
-  address = ""
+  address = "${TSK_CONTAINERD_METRICS:-}"
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "$dir/opt"

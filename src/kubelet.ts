@@ -55,6 +55,7 @@ import { createImageGC, testImageGCPeriodMs, IMAGE_GC_PERIOD_MS } from "./images
 import { createPodCredentials } from "./images/pull-secrets.js";
 import { createContainerGC, CONTAINER_GC_PERIOD_MS } from "./gc/containers.js";
 import { imageSizeBucket } from "./metrics/index.js";
+import { createLimiter } from "./util/limiter.js";
 
 export interface KubeletDeps {
   rs: RuntimeService;
@@ -196,6 +197,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     probes: prober,
     handlers,
     rootDir: loaded.flags.rootDir,
+    startGate: createLimiter(Number(process.env.TSK_START_PARALLELISM ?? "0")),
     statuses,
     hooks,
   });

@@ -15,6 +15,7 @@ import { formatDuration } from "../config/duration.js";
 import { errorMessage } from "../util/errors.js";
 import { isValidImageReference } from "./validation.js";
 import { defaultPullPolicy } from "./defaults.js";
+import { createLimiter } from "../util/limiter.js";
 
 export type EnsureImageResult =
   | { ok: true; imageRef: string; pulled: boolean; /** The image's user, when the check that found it read it. */ user?: ImageUser }
@@ -75,23 +76,6 @@ const PULL_DEADLINE_MS = 60 * 60_000;
 
 /** Failure texts kept for ImagePullBackOff messages before stale ones are dropped. */
 const MAX_REMEMBERED_ERRORS = 256;
-
-/** A counting semaphore; limit 0 means no limit. */
-function createLimiter(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (limit > 0 && active >= limit) await new Promise<void>((res) => waiting.push(res));
-    else active++;
-    try {
-      return await fn();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else active--;
-    }
-  };
-}
 
 const GRPC_CODE_NAMES: Record<number, string> = {
   1: "Canceled",

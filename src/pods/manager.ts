@@ -10,6 +10,7 @@ import { ANN_CONFIG_SOURCE, ANN_POD_TERMINATION_GRACE, LABEL_POD_NAME, LABEL_POD
 import type { RelistSnapshot } from "./relist.js";
 import { createPodWorker, type FinalReason, type PodWorker, type WorkerEnv } from "./worker.js";
 import type { StatusManager } from "./status-manager.js";
+import type { RuntimeObservation } from "./runtime-state.js";
 
 export interface PodManager {
   /** Replaces the complete set of pods of one source ("file", "api"). */
@@ -26,8 +27,8 @@ export interface PodManager {
   /** Whether every expected source has reported. */
   sourcesReady(): boolean;
   getPodByName(namespace: string, name: string): V1Pod | undefined;
-  /** Runtime reported a change for this pod. */
-  onRuntimeEvent(uid: string): void;
+  /** Something changed for this pod: the runtime (with what the relist saw) or a probe verdict. */
+  onRuntimeEvent(uid: string, seen?: RuntimeObservation): void;
   /** Cleans up runtime pods nobody wants (after all sources reported). */
   housekeeping(snap: RelistSnapshot): void;
   /** Stops all workers without touching pods (kubelet shutdown). */
@@ -164,8 +165,8 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
     podKnown: (uid) => desired.has(uid) || workers.has(uid) || terminating.has(uid),
     sourcesReady: () => [...expected].every((s) => sources.has(s)),
     getPodByName: (ns, name) => [...desired.values()].find((p) => p.metadata?.namespace === ns && p.metadata?.name === name),
-    onRuntimeEvent(uid) {
-      workers.get(uid)?.trigger();
+    onRuntimeEvent(uid, seen) {
+      workers.get(uid)?.trigger(seen);
     },
     housekeeping(snap) {
       if (stopped || ![...expected].every((s) => sources.has(s))) return;

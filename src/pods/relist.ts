@@ -7,6 +7,7 @@ import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
 import { errorMessage } from "../util/errors.js";
 import { LABEL_POD_UID } from "../api/labels.js";
+import { runtimeFingerprint, type RuntimeObservation } from "./runtime-state.js";
 
 export interface RelistSnapshot {
   atMs: number;
@@ -19,7 +20,7 @@ export interface RelisterOptions {
   clock: Clock;
   logger: Logger;
   intervalMs: number;
-  onPodChanged: (uid: string) => void;
+  onPodChanged: (uid: string, seen: RuntimeObservation) => void;
   onRelist?: (snap: RelistSnapshot) => void;
   onDuration?: (ms: number) => void;
 }
@@ -42,19 +43,19 @@ export function createRelister(opts: RelisterOptions): Relister {
   const relist = async (): Promise<void> => {
     const t0 = opts.clock.now();
     const [sandboxes, containers] = await Promise.all([opts.rs.listPodSandbox(), opts.rs.listContainers()]);
-    const current = new Map<string, string[]>();
-    const add = (uid: string | undefined, fp: string): void => {
-      if (!uid) return;
-      const list = current.get(uid) ?? [];
-      list.push(fp);
-      current.set(uid, list);
+    const listedAtMs = opts.clock.now();
+    const current = new Map<string, { sandboxes: PodSandbox[]; containers: Container[] }>();
+    const entry = (uid: string): { sandboxes: PodSandbox[]; containers: Container[] } => {
+      let e = current.get(uid);
+      if (!e) current.set(uid, (e = { sandboxes: [], containers: [] }));
+      return e;
     };
-    for (const s of sandboxes) add(s.labels[LABEL_POD_UID], `s:${s.id}:${s.state}`);
-    for (const c of containers) add(c.labels[LABEL_POD_UID], `c:${c.id}:${c.state}`);
+    for (const s of sandboxes) if (s.labels[LABEL_POD_UID]) entry(s.labels[LABEL_POD_UID]).sandboxes.push(s);
+    for (const c of containers) if (c.labels[LABEL_POD_UID]) entry(c.labels[LABEL_POD_UID]).containers.push(c);
     const next = new Map<string, string>();
-    for (const [uid, list] of current) next.set(uid, list.sort().join(","));
-    for (const [uid, fp] of next) if (previous.get(uid) !== fp) opts.onPodChanged(uid);
-    for (const uid of previous.keys()) if (!next.has(uid)) opts.onPodChanged(uid);
+    for (const [uid, e] of current) next.set(uid, runtimeFingerprint(e.sandboxes, e.containers));
+    for (const [uid, fp] of next) if (previous.get(uid) !== fp) opts.onPodChanged(uid, { fingerprint: fp, listedAtMs });
+    for (const uid of previous.keys()) if (!next.has(uid)) opts.onPodChanged(uid, { fingerprint: undefined, listedAtMs });
     previous = next;
     lastOk = opts.clock.now();
     lastErr = undefined;

@@ -54,6 +54,23 @@ export interface RuntimePod {
   namespace: string;
   sandboxes: SandboxInfo[];
   containers: ContainerInfo[];
+  /** The listed sandboxes' and containers' ids and states, as `runtimeFingerprint` makes it. */
+  fingerprint: string;
+}
+
+/**
+ * What a relist saw of one pod: its fingerprint (undefined when nothing of the pod was left) and
+ * when the list answers had arrived. A worker that read the runtime later, or saw the same
+ * fingerprint, has nothing new to learn from it.
+ */
+export interface RuntimeObservation {
+  fingerprint: string | undefined;
+  listedAtMs: number;
+}
+
+/** Ids and states of a pod's sandboxes and containers, order-independent. */
+export function runtimeFingerprint(sandboxes: readonly { id: string; state: string }[], containers: readonly { id: string; state: string }[]): string {
+  return [...sandboxes.map((s) => `s:${s.id}:${s.state}`), ...containers.map((c) => `c:${c.id}:${c.state}`)].sort().join(",");
 }
 
 /** Converts CRI nanoseconds (bigint) to milliseconds. */
@@ -121,7 +138,7 @@ export async function getRuntimePod(rs: RuntimeService, pod: { uid: string; name
   );
   sbInfos.sort((a, b) => b.createdAtMs - a.createdAtMs || b.attempt - a.attempt);
   ctInfos.sort((a, b) => b.createdAtMs - a.createdAtMs || b.attempt - a.attempt);
-  return { uid: pod.uid, name: pod.name, namespace: pod.namespace, sandboxes: sbInfos, containers: ctInfos };
+  return { uid: pod.uid, name: pod.name, namespace: pod.namespace, sandboxes: sbInfos, containers: ctInfos, fingerprint: runtimeFingerprint(sandboxes, containers) };
 }
 
 function parseGrace(v: string | undefined): number | undefined {

@@ -29,7 +29,7 @@ export interface StatusInput {
 }
 
 /** Conditions the kubelet owns; any other condition in the pod's status (readiness gates) is kept. */
-const KUBELET_CONDITIONS = new Set(["PodScheduled", "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "DisruptionTarget"]);
+export const KUBELET_CONDITIONS: ReadonlySet<string> = new Set(["PodScheduled", "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "DisruptionTarget"]);
 
 export function computePodStatus(input: StatusInput): V1PodStatus {
   const { pod, runtime } = input;

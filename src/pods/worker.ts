@@ -24,10 +24,11 @@ import type { EnsureImageResult, ImageManager } from "./images.js";
 import { backoffKey, computePodActions, isSidecar, type ContainerStart, type PodActions, type Waiting } from "./plan.js";
 import { createHookRunner } from "./hooks.js";
 import { terminationMessageMount } from "./termination-message.js";
-import { getRuntimePod, type RuntimePod } from "./runtime-state.js";
-import { computePodStatus } from "./status.js";
+import { getRuntimePod, type RuntimeObservation, type RuntimePod } from "./runtime-state.js";
+import { computePodStatus, KUBELET_CONDITIONS } from "./status.js";
 import type { ProbeVerdicts } from "./probe-verdicts.js";
 import type { HandlerRunner } from "./handlers.js";
+import type { Limiter } from "../util/limiter.js";
 
 export type EventType = "Normal" | "Warning";
 export type EventRecorder = (pod: V1Pod, type: EventType, reason: string, message: string) => void;
@@ -61,6 +62,8 @@ export interface WorkerEnv {
   handlers: HandlerRunner;
   /** --root-dir: termination message files live under its pods/<uid>/containers/. */
   rootDir: string;
+  /** Admits a pod's first start (sandbox and containers); bounds how many start at once. */
+  startGate?: Limiter;
 }
 
 /** Why a pod ends Failed whatever its containers' exit codes (e.g. reason Evicted). */
@@ -75,8 +78,11 @@ export interface PodWorker {
   readonly uid: string;
   /** Hands the worker the pod's latest desired spec. */
   update(pod: V1Pod): void;
-  /** Asks for a sync soon (runtime event). */
-  trigger(): void;
+  /**
+   * Asks for a sync soon. With what a relist saw, only if the worker has not already read that
+   * state (or a newer one) itself.
+   */
+  trigger(seen?: RuntimeObservation): void;
   /**
    * Kills the pod (with its grace period, or the override) and cleans up; resolves when done.
    * `final` makes the last status phase Failed with that reason and message (eviction, ...).
@@ -107,6 +113,7 @@ const OOM_SETTLE_TRIES = 4;
 
 export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
   let pod = initial;
+  let podKey = syncKey(initial);
   const uid = pod.metadata?.uid ?? "";
   const log = env.logger.with({ pod: `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`, uid });
   const firstSeen = env.clock.now();
@@ -160,9 +167,15 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     }
   };
 
+  /** The last runtime read: when it started and what it saw (relist events about it are not news). */
+  let lastRead = { startedAtMs: -Infinity, fingerprint: "" };
+  const isNews = (seen: RuntimeObservation): boolean => seen.listedAtMs >= lastRead.startedAtMs && seen.fingerprint !== lastRead.fingerprint;
+
   /** The runtime's view, with the messages of containers the worker killed after a failed postStart. */
   const readRuntime = async (): Promise<RuntimePod> => {
+    const startedAtMs = env.clock.now();
     let rp = await getRuntimePod(env.rs, ident(pod));
+    lastRead = { startedAtMs, fingerprint: rp.fingerprint };
     // containerd 1.6 can report a container killed by the OOM killer as Error(137) for a moment,
     // until it has handled the OOM event; re-read briefly rather than publish the wrong reason.
     for (let i = 0; i < OOM_SETTLE_TRIES && rp.containers.some(mayBeUnsettledOOM); i++) {
@@ -260,8 +273,12 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     return changed;
   };
 
+  /** A pod's first start passes the start gate (if any); later syncs do not wait for it. */
+  const startStep = (a: PodActions, waiting: Map<string, Waiting>): Promise<StepResult> =>
+    a.createSandbox && env.startGate ? env.startGate(() => startSteps(a, waiting)) : startSteps(a, waiting);
+
   /** Volumes, the sandbox when one is needed, then the containers to start, in order. */
-  const startStep = async (a: PodActions, waiting: Map<string, Waiting>): Promise<StepResult> => {
+  const startSteps = async (a: PodActions, waiting: Map<string, Waiting>): Promise<StepResult> => {
     let changed = false;
     // Volumes before the sandbox, as upstream; a volume that cannot be set up keeps containers waiting.
     const mountFailures = await env.volumes.setUp(pod);
@@ -536,10 +553,17 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
   return {
     uid,
     update(next) {
+      const key = syncKey(next);
       pod = next;
-      poke();
+      // A change of the pod's status alone (usually the kubelet's own write coming back) needs no sync.
+      if (key !== podKey) {
+        podKey = key;
+        poke();
+      }
     },
-    trigger: poke,
+    trigger(seen) {
+      if (seen === undefined || isNews(seen)) poke();
+    },
     terminate(grace, final) {
       terminating ??= { grace, final };
       cancelTimer?.();
@@ -556,6 +580,16 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     pod: () => pod,
     done,
   };
+}
+
+/**
+ * What of a pod object a sync depends on: its spec, labels, annotations and deletion, and the
+ * conditions others own (readiness gates). Not the rest of its status, nor resourceVersion.
+ */
+export function syncKey(pod: V1Pod): string {
+  const m = pod.metadata;
+  const foreign = (pod.status?.conditions ?? []).filter((c) => !KUBELET_CONDITIONS.has(c.type)).map((c) => [c.type, c.status, c.reason, c.message]);
+  return JSON.stringify([pod.spec, m?.labels, m?.annotations, m?.deletionTimestamp, m?.deletionGracePeriodSeconds, foreign]);
 }
 
 function ident(pod: V1Pod): { uid: string; name: string; namespace: string } {

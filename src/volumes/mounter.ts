@@ -1,7 +1,11 @@
-/** tmpfs mounts for memory-backed volumes, with mount(8)/umount(8), and the mount table as the kernel reports it. */
-import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
-import { KubeletError } from "../util/errors.js";
+/**
+ * tmpfs mounts for memory-backed volumes, with mount(8)/umount(8) run through one long-lived shell,
+ * and the mount table as the kernel reports it.
+ */
+import { readFile, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { KubeletError, errorMessage } from "../util/errors.js";
+import { createCommandRunner, type CommandRunner } from "../util/command-runner.js";
 
 export interface Mounter {
   /** Mounts a tmpfs on `dir` (an existing directory) unless something is already mounted there. */
@@ -11,13 +15,20 @@ export interface Mounter {
   unmount(dir: string): Promise<void>;
 }
 
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: 60_000 }, (err, _stdout, stderr) => {
-      if (!err) resolve();
-      else reject(new KubeletError("MountFailed", `${cmd} ${args.join(" ")} failed: ${String(stderr).trim() || err.message}`));
-    });
-  });
+async function run(runner: CommandRunner, argv: string[]): Promise<void> {
+  let r;
+  try {
+    r = await runner.run(argv);
+  } catch (err) {
+    throw new KubeletError("MountFailed", `${argv.join(" ")} failed: ${errorMessage(err)}`);
+  }
+  if (r.code !== 0) throw new KubeletError("MountFailed", `${argv.join(" ")} failed: ${r.output.trim() || `exit status ${r.code}`}`);
+}
+
+/** Whether `dir` is the root of a mount: it lies on another device than its parent (upstream's "likely a mount point"). */
+export async function isMountPoint(dir: string): Promise<boolean> {
+  const [self, parent] = await Promise.all([stat(dir), stat(dirname(dir))]);
+  return self.dev !== parent.dev || self.ino === parent.ino;
 }
 
 /** Undoes the octal escapes (\040 for a space, ...) of /proc/self/mountinfo. */
@@ -34,18 +45,18 @@ export async function readMountPoints(): Promise<string[]> {
     .map(unescapeMountPath);
 }
 
-export function createSystemMounter(): Mounter {
+export function createSystemMounter(runner: CommandRunner = createCommandRunner()): Mounter {
   const under = async (dir: string): Promise<string[]> => {
     const base = dir.replace(/\/+$/, "");
     return (await readMountPoints()).filter((p) => p === base || p.startsWith(`${base}/`)).sort((a, b) => b.length - a.length);
   };
   return {
     async mountTmpfs(dir, opts = {}) {
-      if ((await under(dir)).includes(dir.replace(/\/+$/, ""))) return;
+      if (await isMountPoint(dir.replace(/\/+$/, "") || "/")) return;
       const options = opts.sizeBytes !== undefined && opts.sizeBytes > 0 ? ["-o", `size=${Math.floor(opts.sizeBytes)}`] : [];
-      await run("mount", ["-t", "tmpfs", ...options, "tmpfs", dir]);
+      await run(runner, ["mount", "-t", "tmpfs", ...options, "tmpfs", dir]);
     },
     mountsUnder: under,
-    unmount: (dir) => run("umount", [dir]),
+    unmount: (dir) => run(runner, ["umount", dir]),
   };
 }

@@ -4,7 +4,7 @@ import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import { containerHash } from "../../src/containers/container.js";
 import { CRASHLOOP_BACKOFF, createBackoff, type Backoff } from "../../src/pods/backoff.js";
 import { backoffKey, computePodActions, type PodActions } from "../../src/pods/plan.js";
-import type { ContainerInfo, RuntimePod, SandboxInfo } from "../../src/pods/runtime-state.js";
+import { runtimeFingerprint, type ContainerInfo, type RuntimePod, type SandboxInfo } from "../../src/pods/runtime-state.js";
 import { FakeClock } from "../../src/util/clock.js";
 import type { ProbeFailure, ProbeVerdicts } from "../../src/pods/probe-verdicts.js";
 
@@ -57,7 +57,7 @@ function exited(pod: V1Pod, name: string, exitCode: number, over: Partial<Contai
 }
 
 function rt(sandboxes: SandboxInfo[], containers: ContainerInfo[]): RuntimePod {
-  return { uid: "uid-1", name: "web-node1", namespace: "default", sandboxes, containers };
+  return { uid: "uid-1", name: "web-node1", namespace: "default", sandboxes, containers, fingerprint: runtimeFingerprint(sandboxes, containers) };
 }
 
 function plan(pod: V1Pod, runtime: RuntimePod, backoff?: Backoff): PodActions {

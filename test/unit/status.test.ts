@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import type { V1Container, V1ContainerStatus, V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import { containerResources, oomScoreAdj, podCgroupParent, qosClass, sharesFromMilli } from "../../src/containers/resources.js";
 import type { Waiting } from "../../src/pods/plan.js";
-import type { ContainerInfo, RuntimePod, SandboxInfo } from "../../src/pods/runtime-state.js";
+import { runtimeFingerprint, type ContainerInfo, type RuntimePod, type SandboxInfo } from "../../src/pods/runtime-state.js";
 import { computePodStatus, podPhase, podPhaseOf, type StatusInput } from "../../src/pods/status.js";
 import { createStatusManager } from "../../src/pods/status-manager.js";
 import type { ProbeVerdicts } from "../../src/pods/probe-verdicts.js";
@@ -53,7 +53,7 @@ function dead(name: string, exitCode: number, over: Partial<ContainerInfo> = {})
 }
 
 function rt(sandboxes: SandboxInfo[], containers: ContainerInfo[]): RuntimePod {
-  return { uid: "uid-1", name: "web-node1", namespace: "default", sandboxes, containers };
+  return { uid: "uid-1", name: "web-node1", namespace: "default", sandboxes, containers, fingerprint: runtimeFingerprint(sandboxes, containers) };
 }
 
 function status(pod: V1Pod, runtime: RuntimePod, more: Partial<StatusInput> = {}): V1PodStatus {

@@ -1,0 +1,194 @@
+/**
+ * Runtime events and the pod worker: the relist reports what it saw of each changed pod (a
+ * fingerprint and when the lists came back), and a worker syncs again only when that is news to
+ * it. A state the worker has already read itself (it usually made the change) costs no CRI call,
+ * and neither does a pod update that changes only the status (the kubelet's own write coming back).
+ */
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { V1Pod, V1PodStatus } from "@kubernetes/client-node";
+import { FakeCri } from "../support/fake-cri.js";
+import { fakeWorkerEnv } from "../support/worker-env.js";
+import { createPodWorker, syncKey, type PodWorker } from "../../src/pods/worker.js";
+import { createRelister } from "../../src/pods/relist.js";
+import { runtimeFingerprint, type RuntimeObservation } from "../../src/pods/runtime-state.js";
+import { createLogger } from "../../src/util/log.js";
+import { FakeClock } from "../../src/util/clock.js";
+
+const IMAGE = "tskubelet.local/busybox:1.35";
+const quiet = createLogger({ verbosity: 0, sink: { write: () => undefined } });
+
+function mkPod(name: string): V1Pod {
+  return {
+    metadata: { name, namespace: "default", uid: `uid-${name}` },
+    spec: { terminationGracePeriodSeconds: 1, containers: [{ name: "app", image: IMAGE, command: ["sleep", "3600"] }] },
+  };
+}
+
+async function until<T>(cond: () => T | undefined | false, what: string): Promise<T> {
+  for (let i = 0; i < 2000; i++) {
+    const v = cond();
+    if (v !== undefined && v !== false) return v;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+/** Lets pending promises and real I/O settle. */
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 1));
+};
+
+describe("runtime fingerprint", () => {
+  it("does not depend on order and changes with any id or state", () => {
+    const a = runtimeFingerprint([{ id: "s1", state: "SANDBOX_READY" }], [{ id: "c1", state: "CONTAINER_RUNNING" }, { id: "c2", state: "CONTAINER_EXITED" }]);
+    const b = runtimeFingerprint([{ id: "s1", state: "SANDBOX_READY" }], [{ id: "c2", state: "CONTAINER_EXITED" }, { id: "c1", state: "CONTAINER_RUNNING" }]);
+    assert.equal(a, b);
+    assert.notEqual(a, runtimeFingerprint([{ id: "s1", state: "SANDBOX_READY" }], [{ id: "c1", state: "CONTAINER_EXITED" }, { id: "c2", state: "CONTAINER_EXITED" }]));
+    assert.notEqual(a, runtimeFingerprint([{ id: "s1", state: "SANDBOX_NOTREADY" }], [{ id: "c1", state: "CONTAINER_RUNNING" }, { id: "c2", state: "CONTAINER_EXITED" }]));
+    assert.equal(runtimeFingerprint([], []), "");
+  });
+});
+
+describe("relist observations", () => {
+  it("reports each changed pod once with its fingerprint and the list time, and a vanished pod with none", async () => {
+    const clock = new FakeClock();
+    const cri = new FakeCri({ clock });
+    const seen: { uid: string; obs: RuntimeObservation }[] = [];
+    const relister = createRelister({ rs: cri, clock, logger: quiet, intervalMs: 1000, onPodChanged: (uid, obs) => seen.push({ uid, obs }) });
+    const ac = new AbortController();
+    const run = relister.run(ac.signal);
+    try {
+      await until(() => relister.lastSuccessMs() > 0 || undefined, "first relist");
+      assert.equal(seen.length, 0);
+      const sb = await cri.runPodSandbox({ metadata: { name: "p", namespace: "default", uid: "uid-p", attempt: 0 }, labels: { "io.kubernetes.pod.uid": "uid-p" } });
+      await clock.advance(1000);
+      await until(() => seen.length > 0 || undefined, "the new sandbox reported");
+      assert.equal(seen[0]?.uid, "uid-p");
+      assert.equal(seen[0]?.obs.fingerprint, `s:${sb}:SANDBOX_READY`);
+      assert.equal(seen[0]?.obs.listedAtMs, clock.now());
+      // Nothing changed: nothing reported.
+      await clock.advance(1000);
+      await settle();
+      assert.equal(seen.length, 1);
+      await cri.stopPodSandbox(sb);
+      await cri.removePodSandbox(sb);
+      await clock.advance(1000);
+      await until(() => seen.length > 1 || undefined, "the vanished pod reported");
+      assert.equal(seen[1]?.uid, "uid-p");
+      assert.equal(seen[1]?.obs.fingerprint, undefined);
+    } finally {
+      ac.abort();
+      await run;
+    }
+  });
+});
+
+describe("pod worker: runtime events it already knows", async () => {
+  const root = await mkdtemp(join(tmpdir(), "tsk-runtime-events-"));
+  const workers: PodWorker[] = [];
+  after(async () => {
+    for (const w of workers) w.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const start = async (name: string) => {
+    const clock = new FakeClock();
+    const cri = new FakeCri({ clock });
+    const statuses = new Map<string, V1PodStatus>();
+    const env = fakeWorkerEnv({
+      cri,
+      clock,
+      logger: quiet,
+      rootDir: root,
+      events: () => undefined,
+      setStatus: (p, s) => statuses.set(p.metadata?.uid ?? "", s),
+      getStatus: (uid) => statuses.get(uid),
+    });
+    const w = createPodWorker(mkPod(name), env);
+    workers.push(w);
+    await w.done;
+    await settle();
+    const lists = (): number => cri.calls.filter((c) => c.op === "listContainers").length;
+    const running = await cri.listContainers({ labelSelector: { "io.kubernetes.pod.uid": `uid-${name}` } });
+    const sandboxes = await cri.listPodSandbox({ labelSelector: { "io.kubernetes.pod.uid": `uid-${name}` } });
+    const fingerprint = runtimeFingerprint(sandboxes, running);
+    return { clock, cri, w, lists, fingerprint, running };
+  };
+
+  it("ignores a relist that saw the state the worker read last", async () => {
+    const { clock, w, lists, fingerprint } = await start("same");
+    const before = lists();
+    w.trigger({ fingerprint, listedAtMs: clock.now() + 5 });
+    await settle();
+    assert.equal(lists(), before, "no sync: no ListContainers call");
+  });
+
+  it("ignores a relist whose lists came back before the worker's last read began", async () => {
+    const { clock, w, lists } = await start("older");
+    const before = lists();
+    w.trigger({ fingerprint: "s:gone:SANDBOX_READY", listedAtMs: clock.now() - 1 });
+    await settle();
+    assert.equal(lists(), before);
+  });
+
+  it("syncs on a newer state, on a vanished pod and on a trigger without an observation", async () => {
+    const { clock, cri, w, lists, running } = await start("news");
+    let before = lists();
+    const id = running[0]?.id ?? "";
+    await cri.stopContainer(id, 0);
+    w.trigger({ fingerprint: "changed", listedAtMs: clock.now() });
+    await until(() => lists() > before || undefined, "a sync after news");
+    await settle();
+    before = lists();
+    w.trigger({ fingerprint: undefined, listedAtMs: clock.now() });
+    await until(() => lists() > before || undefined, "a sync after the pod vanished");
+    await settle();
+    before = lists();
+    w.trigger();
+    await until(() => lists() > before || undefined, "a sync when asked without an observation");
+  });
+});
+
+describe("pod worker: pod updates", async () => {
+  const root = await mkdtemp(join(tmpdir(), "tsk-pod-updates-"));
+  const workers: PodWorker[] = [];
+  after(async () => {
+    for (const w of workers) w.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("syncKey ignores the status but not the spec, metadata, deletion or foreign conditions", () => {
+    const pod = mkPod("k");
+    const k = syncKey(pod);
+    assert.equal(syncKey({ ...pod, status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] } }), k);
+    assert.equal(syncKey({ ...pod, metadata: { ...pod.metadata, resourceVersion: "42" } }), k);
+    assert.notEqual(syncKey({ ...pod, spec: { ...pod.spec, containers: [], activeDeadlineSeconds: 5 } }), k);
+    assert.notEqual(syncKey({ ...pod, metadata: { ...pod.metadata, labels: { a: "b" } } }), k);
+    assert.notEqual(syncKey({ ...pod, metadata: { ...pod.metadata, deletionTimestamp: new Date(0), deletionGracePeriodSeconds: 0 } }), k);
+    assert.notEqual(syncKey({ ...pod, status: { conditions: [{ type: "example.com/gate", status: "True" }] } }), k);
+  });
+
+  it("a status-only update does not sync; a spec change does", async () => {
+    const clock = new FakeClock();
+    const cri = new FakeCri({ clock });
+    const statuses = new Map<string, V1PodStatus>();
+    const env = fakeWorkerEnv({ cri, clock, logger: quiet, rootDir: root, events: () => undefined, setStatus: (p, st) => statuses.set(p.metadata?.uid ?? "", st), getStatus: (uid) => statuses.get(uid) });
+    const pod = mkPod("upd");
+    const w = createPodWorker(pod, env);
+    workers.push(w);
+    await w.done;
+    await settle();
+    const lists = (): number => cri.calls.filter((c) => c.op === "listContainers").length;
+    const before = lists();
+    w.update({ ...pod, metadata: { ...pod.metadata, resourceVersion: "7" }, status: statuses.get("uid-upd") ?? {} });
+    await settle();
+    assert.equal(lists(), before, "no CRI reads after a status-only update");
+    assert.equal(w.pod().metadata?.resourceVersion, "7", "the worker keeps the newest object");
+    w.update({ ...pod, spec: { ...pod.spec, containers: pod.spec?.containers ?? [], activeDeadlineSeconds: 600 } });
+    await until(() => lists() > before || undefined, "a sync after a spec change");
+  });
+});
