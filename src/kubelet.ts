@@ -101,6 +101,8 @@ export interface Kubelet {
 
 const PLEG_THRESHOLD_MS = 3 * 60_000;
 const HOUSEKEEPING_MS = 2_000;
+/** How long a new pod keeps its turn among --max-parallel-pod-starts before the next one may start too. */
+const POD_START_TURN_MS = 10_000;
 
 export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): Kubelet {
   const { config, nodeName } = loaded;
@@ -197,7 +199,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     probes: prober,
     handlers,
     rootDir: loaded.flags.rootDir,
-    startGate: createLimiter(Number(process.env.TSK_START_PARALLELISM ?? "0")),
+    startGate: createLimiter(loaded.flags.maxParallelPodStarts, { ms: POD_START_TURN_MS, clock }),
     statuses,
     hooks,
   });

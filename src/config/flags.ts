@@ -12,7 +12,7 @@ export interface ConfigFlag {
 
 export interface FlagOnly {
   flag: string;
-  key: "config" | "kubeconfig" | "bootstrapKubeconfig" | "certDir" | "rootDir" | "hostnameOverride" | "nodeIP" | "nodeLabels" | "csrApproverKubeconfig";
+  key: "config" | "kubeconfig" | "bootstrapKubeconfig" | "certDir" | "rootDir" | "hostnameOverride" | "nodeIP" | "nodeLabels" | "csrApproverKubeconfig" | "maxParallelPodStarts";
   help: string;
   default: string;
 }
@@ -92,6 +92,12 @@ export const FLAG_ONLY: FlagOnly[] = [
     flag: "csr-approver-kubeconfig",
     key: "csrApproverKubeconfig",
     help: "tskubelet's own: also run the kubelet-serving CSR approver (tskubelet certs approver) with this kubeconfig, which must be allowed to approve CSRs",
+    default: "",
+  },
+  {
+    flag: "max-parallel-pod-starts",
+    key: "maxParallelPodStarts",
+    help: "tskubelet's own: at most this many new pods create their sandbox and start their containers at once, the others wait in arrival order (a pod keeps its turn at most 10s); 0 for no limit (default: 3 per CPU core)",
     default: "",
   },
 ];

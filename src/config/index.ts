@@ -3,7 +3,7 @@
  * Public surface: loadConfiguration, configz, and the types.
  */
 import { readFileSync } from "node:fs";
-import { hostname as osHostname } from "node:os";
+import { availableParallelism, hostname as osHostname } from "node:os";
 import { isIP } from "node:net";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -122,6 +122,9 @@ function applyLegacyDefaults(cfg: Record<string, unknown>): void {
   setPath(cfg, "authorization.mode", "AlwaysAllow");
 }
 
+/** --max-parallel-pod-starts when not given: enough to keep a runtime busy on every core. */
+const DEFAULT_POD_STARTS_PER_CORE = 3;
+
 function flagOnlySettings(given: Record<string, string>, errors: string[]): KubeletFlags {
   const out: Record<string, unknown> = {};
   for (const f of FLAG_ONLY) out[f.key] = given[f.flag] ?? f.default;
@@ -135,6 +138,9 @@ function flagOnlySettings(given: Record<string, string>, errors: string[]): Kube
       );
     }
   }
+  const starts = String(out.maxParallelPodStarts);
+  out.maxParallelPodStarts = starts === "" ? DEFAULT_POD_STARTS_PER_CORE * availableParallelism() : Number(starts);
+  if (!/^\d+$/.test(starts) && starts !== "") errors.push(`flag --max-parallel-pod-starts: expected a whole number (0 for no limit), got ${JSON.stringify(starts)}`);
   if (out.nodeIP !== "" && !String(out.nodeIP).split(",").every((ip) => isIP(ip) !== 0)) {
     errors.push(`flag --node-ip: expected an IP address (or two, comma-separated, for dual-stack), got ${JSON.stringify(out.nodeIP)}`);
   }

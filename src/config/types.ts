@@ -93,6 +93,8 @@ export interface KubeletFlags {
   nodeLabels: Record<string, string>;
   /** tskubelet's own: run the serving-CSR approver in-process with this (admin) kubeconfig. */
   csrApproverKubeconfig: string;
+  /** tskubelet's own: how many new pods may start at once (0: no limit). */
+  maxParallelPodStarts: number;
 }
 
 export interface LoadedConfiguration {

@@ -137,6 +137,8 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     dirty = true;
     wake?.();
   };
+  /** What relists saw since the loop last looked. */
+  let observed: RuntimeObservation[] = [];
   const scheduleWake = (atMs: number): void => {
     cancelTimer?.();
     cancelTimer = env.clock.setTimer(Math.max(0, atMs - env.clock.now()), poke);
@@ -144,6 +146,12 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
 
   const loop = async (): Promise<void> => {
     while (!stopped) {
+      // Relist observations are judged now, against the newest read: one made during a sync is
+      // usually older than that sync's own final read.
+      if (observed.length > 0) {
+        if (observed.some(isNews)) dirty = true;
+        observed = [];
+      }
       if (!dirty && !terminating) {
         await new Promise<void>((r) => (wake = r));
         wake = undefined;
@@ -562,7 +570,11 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
       }
     },
     trigger(seen) {
-      if (seen === undefined || isNews(seen)) poke();
+      if (seen === undefined) poke();
+      else if (isNews(seen)) {
+        observed.push(seen);
+        wake?.();
+      }
     },
     terminate(grace, final) {
       terminating ??= { grace, final };

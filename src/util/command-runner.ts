@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { Socket } from "node:net";
+import { systemClock, type Clock } from "./clock.js";
 
 export interface CommandResult {
   /** Exit status (128 + n when the command was killed by signal n). */
@@ -35,7 +36,19 @@ interface Pending {
   seq: number;
   resolve: (r: CommandResult) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout | undefined;
+  cancelTimer: (() => void) | undefined;
+}
+
+/** An idle shell never keeps the process alive; one running a command does. */
+function hold(c: ChildProcessWithoutNullStreams, on: boolean): void {
+  if (on) c.ref();
+  else c.unref();
+  for (const s of [c.stdin, c.stdout, c.stderr]) {
+    if (s instanceof Socket) {
+      if (on) s.ref();
+      else s.unref();
+    }
+  }
 }
 
 function killGroup(c: ChildProcessWithoutNullStreams): void {
@@ -46,8 +59,9 @@ function killGroup(c: ChildProcessWithoutNullStreams): void {
   }
 }
 
-export function createCommandRunner(opts: { shell?: string } = {}): CommandRunner {
+export function createCommandRunner(opts: { shell?: string; clock?: Clock } = {}): CommandRunner {
   const shell = opts.shell ?? "/bin/sh";
+  const clock = opts.clock ?? systemClock;
   let child: ChildProcessWithoutNullStreams | undefined;
   let buffer = "";
   let seq = 0;
@@ -58,7 +72,7 @@ export function createCommandRunner(opts: { shell?: string } = {}): CommandRunne
 
   const failAll = (err: Error): void => {
     for (const p of pending.splice(0)) {
-      clearTimeout(p.timer);
+      p.cancelTimer?.();
       p.reject(err);
     }
   };
@@ -76,7 +90,8 @@ export function createCommandRunner(opts: { shell?: string } = {}): CommandRunne
       const p = pending[0];
       if (p && p.seq === Number(seqText)) {
         pending.shift();
-        clearTimeout(p.timer);
+        p.cancelTimer?.();
+        if (pending.length === 0 && child) hold(child, false);
         p.resolve({ code: Number(codeText), output });
       }
     }
@@ -91,9 +106,7 @@ export function createCommandRunner(opts: { shell?: string } = {}): CommandRunne
     c.stdout.on("data", onData);
     c.stderr.resume();
     c.stdin.on("error", () => undefined);
-    // The shell never keeps the process alive by itself (a running command's timer does).
-    c.unref();
-    for (const s of [c.stdin, c.stdout, c.stderr]) if (s instanceof Socket) s.unref();
+    hold(c, false);
     c.on("error", (err) => failAll(new Error(`command shell ${shell}: ${err.message}`)));
     c.on("exit", (code, signal) => {
       // A shell abandoned after a timeout has nothing pending any more.
@@ -113,8 +126,8 @@ export function createCommandRunner(opts: { shell?: string } = {}): CommandRunne
       if (bad !== undefined) return reject(new Error(`argument ${JSON.stringify(bad)} holds a newline or NUL`));
       const sh = ensureShell();
       const n = ++seq;
-      const p: Pending = { seq: n, resolve, reject, timer: undefined };
-      p.timer = setTimeout(() => {
+      const p: Pending = { seq: n, resolve, reject, cancelTimer: undefined };
+      p.cancelTimer = clock.setTimer(timeoutMs, () => {
         const i = pending.indexOf(p);
         if (i >= 0) pending.splice(i, 1);
         reject(new Error(`${argv.join(" ")} did not finish in ${timeoutMs} ms`));
@@ -123,8 +136,9 @@ export function createCommandRunner(opts: { shell?: string } = {}): CommandRunne
         sh.stdout.removeAllListeners("data");
         // Its own process group (detached): the hanging command goes too.
         killGroup(sh);
-      }, timeoutMs);
+      });
       pending.push(p);
+      hold(sh, true);
       sh.stdin.write(`${argv.map(shellQuote).join(" ")} </dev/null 2>&1; printf '${END}%s %s\\n' ${n} "$?"\n`);
     });
 

@@ -1,18 +1,36 @@
+import type { Clock } from "./clock.js";
+
 /** A counting semaphore: at most `limit` calls of the returned function run at once (0: no limit); the rest wait in order. */
 export type Limiter = <T>(fn: () => Promise<T>) => Promise<T>;
 
-export function createLimiter(limit: number): Limiter {
+/**
+ * `maxHold` bounds how long one call keeps its turn: after that long the call goes on outside
+ * the limit and the next waiting call starts (so a call that hangs cannot stop the others).
+ */
+export function createLimiter(limit: number, maxHold?: { ms: number; clock: Clock }): Limiter {
   let active = 0;
   const waiting: (() => void)[] = [];
+  const release = (): void => {
+    const next = waiting.shift();
+    if (next) next();
+    else active--;
+  };
   return async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (limit > 0 && active >= limit) await new Promise<void>((res) => waiting.push(res));
+    if (limit <= 0) return fn();
+    if (active >= limit) await new Promise<void>((res) => waiting.push(res));
     else active++;
+    let held = true;
+    const letGo = (): void => {
+      if (!held) return;
+      held = false;
+      cancel?.();
+      release();
+    };
+    const cancel = maxHold ? maxHold.clock.setTimer(maxHold.ms, letGo) : undefined;
     try {
       return await fn();
     } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else active--;
+      letGo();
     }
   };
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { availableParallelism } from "node:os";
 import {
   configz,
   cpuMillis,
@@ -223,6 +224,14 @@ describe("config: flags override the file", () => {
     assert.match(loadError({ file: HEADER, flags: { "root-dir": "var/lib/kubelet" } }), /--root-dir.*absolute/);
     assert.match(loadError({ file: HEADER, flags: { "node-ip": "10.0.0.300" } }), /--node-ip/);
     assert.equal(load({ file: HEADER, flags: { "node-ip": "10.0.0.3,fd00::3" } }).flags.nodeIP, "10.0.0.3,fd00::3");
+  });
+
+  it("--max-parallel-pod-starts: a whole number, 0 for no limit, 3 per core by default", () => {
+    assert.equal(load({ file: HEADER, flags: {} }).flags.maxParallelPodStarts, 3 * availableParallelism());
+    assert.equal(load({ file: HEADER, flags: { "max-parallel-pod-starts": "0" } }).flags.maxParallelPodStarts, 0);
+    assert.equal(load({ file: HEADER, flags: { "max-parallel-pod-starts": "12" } }).flags.maxParallelPodStarts, 12);
+    assert.match(loadError({ file: HEADER, flags: { "max-parallel-pod-starts": "-1" } }), /--max-parallel-pod-starts: expected a whole number.*"-1"/);
+    assert.match(loadError({ file: HEADER, flags: { "max-parallel-pod-starts": "many" } }), /--max-parallel-pod-starts/);
   });
 });
 
