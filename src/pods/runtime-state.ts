@@ -78,23 +78,51 @@ export function nsToMs(ns: bigint): number {
   return Number(ns / 1_000_000n);
 }
 
-/** Reads the full runtime state of one pod: sandbox statuses and container statuses. */
-export async function getRuntimePod(rs: RuntimeService, pod: { uid: string; name: string; namespace: string }): Promise<RuntimePod> {
+/**
+ * What does not change while a runtime object stays in its state: a ready sandbox's IPs and a
+ * running container's status. One per pod worker; entries go when the lists no longer show the
+ * object in that state.
+ */
+export interface RuntimeReadCache {
+  sandboxIPs: Map<string, string[]>;
+  running: Map<string, ContainerInfo>;
+}
+
+export function createRuntimeReadCache(): RuntimeReadCache {
+  return { sandboxIPs: new Map(), running: new Map() };
+}
+
+/**
+ * Reads the full runtime state of one pod: sandbox statuses and container statuses. With a cache,
+ * a ready sandbox's IPs and a running container's status are asked for once.
+ */
+export async function getRuntimePod(rs: RuntimeService, pod: { uid: string; name: string; namespace: string }, cache?: RuntimeReadCache): Promise<RuntimePod> {
   const selector = { [LABEL_POD_UID]: pod.uid };
   const [sandboxes, containers] = await Promise.all([
     rs.listPodSandbox({ labelSelector: selector }),
     rs.listContainers({ labelSelector: selector }),
   ]);
+  if (cache) {
+    const ready = new Set(sandboxes.filter((s) => s.state === "SANDBOX_READY").map((s) => s.id));
+    for (const id of cache.sandboxIPs.keys()) if (!ready.has(id)) cache.sandboxIPs.delete(id);
+    const running = new Set(containers.filter((c) => c.state === "CONTAINER_RUNNING").map((c) => c.id));
+    for (const id of cache.running.keys()) if (!running.has(id)) cache.running.delete(id);
+  }
   const sbInfos = await Promise.all(
     sandboxes.map(async (sb): Promise<SandboxInfo> => {
       let ip = "";
       let ips: string[] = [];
       const hostNetwork = sb.annotations[ANN_HOST_NETWORK] === "true";
-      if (sb.state === "SANDBOX_READY" && !hostNetwork) {
+      const known = cache?.sandboxIPs.get(sb.id);
+      if (sb.state === "SANDBOX_READY" && !hostNetwork && known) {
+        ips = [...known];
+        ip = ips[0] ?? "";
+      } else if (sb.state === "SANDBOX_READY" && !hostNetwork) {
         try {
           const st = await rs.podSandboxStatus(sb.id);
           ip = st.status.network?.ip ?? "";
           ips = [ip, ...(st.status.network?.additionalIps ?? []).map((x) => x.ip)].filter((x) => x !== "");
+          if (ips.length > 0) cache?.sandboxIPs.set(sb.id, ips);
         } catch {
           // Gone between list and status: the next relist sees the truth.
         }
@@ -105,6 +133,11 @@ export async function getRuntimePod(rs: RuntimeService, pod: { uid: string; name
   const ctInfos: ContainerInfo[] = [];
   await Promise.all(
     containers.map(async (c) => {
+      const known = c.state === "CONTAINER_RUNNING" ? cache?.running.get(c.id) : undefined;
+      if (known) {
+        ctInfos.push({ ...known });
+        return;
+      }
       try {
         const { status: s } = await rs.containerStatus(c.id);
         let message = s.message;
@@ -112,7 +145,7 @@ export async function getRuntimePod(rs: RuntimeService, pod: { uid: string; name
           const t = await terminationMessages.read({ id: c.id, exitCode: s.exitCode, logPath: s.logPath, mounts: s.mounts, annotations: s.annotations });
           if (t !== "") message = message !== "" ? `${message}: ${t}` : t;
         }
-        ctInfos.push({
+        const info: ContainerInfo = {
           id: c.id,
           sandboxId: c.podSandboxId,
           name: c.labels[LABEL_CONTAINER_NAME] ?? c.metadata.name,
@@ -130,7 +163,9 @@ export async function getRuntimePod(rs: RuntimeService, pod: { uid: string; name
           imageRef: s.imageRef,
           logPath: s.logPath,
           graceSeconds: parseGrace(s.annotations[ANN_POD_TERMINATION_GRACE]),
-        });
+        };
+        ctInfos.push(info);
+        if (s.state === "CONTAINER_RUNNING" && c.state === "CONTAINER_RUNNING") cache?.running.set(c.id, { ...info });
       } catch {
         // Removed between list and status: the next relist sees the truth.
       }

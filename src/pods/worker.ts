@@ -24,7 +24,7 @@ import type { EnsureImageResult, ImageManager } from "./images.js";
 import { backoffKey, computePodActions, isSidecar, type ContainerStart, type PodActions, type Waiting } from "./plan.js";
 import { createHookRunner } from "./hooks.js";
 import { terminationMessageMount } from "./termination-message.js";
-import { getRuntimePod, type RuntimeObservation, type RuntimePod } from "./runtime-state.js";
+import { createRuntimeReadCache, getRuntimePod, type RuntimeObservation, type RuntimePod } from "./runtime-state.js";
 import { computePodStatus, KUBELET_CONDITIONS } from "./status.js";
 import type { ProbeVerdicts } from "./probe-verdicts.js";
 import type { HandlerRunner } from "./handlers.js";
@@ -175,6 +175,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     }
   };
 
+  const readCache = createRuntimeReadCache();
   /** The last runtime read: when it started and what it saw (relist events about it are not news). */
   let lastRead = { startedAtMs: -Infinity, fingerprint: "" };
   const isNews = (seen: RuntimeObservation): boolean => seen.listedAtMs >= lastRead.startedAtMs && seen.fingerprint !== lastRead.fingerprint;
@@ -182,13 +183,13 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
   /** The runtime's view, with the messages of containers the worker killed after a failed postStart. */
   const readRuntime = async (): Promise<RuntimePod> => {
     const startedAtMs = env.clock.now();
-    let rp = await getRuntimePod(env.rs, ident(pod));
+    let rp = await getRuntimePod(env.rs, ident(pod), readCache);
     lastRead = { startedAtMs, fingerprint: rp.fingerprint };
     // containerd 1.6 can report a container killed by the OOM killer as Error(137) for a moment,
     // until it has handled the OOM event; re-read briefly rather than publish the wrong reason.
     for (let i = 0; i < OOM_SETTLE_TRIES && rp.containers.some(mayBeUnsettledOOM); i++) {
       await env.clock.sleep(OOM_SETTLE_STEP_MS);
-      rp = await getRuntimePod(env.rs, ident(pod));
+      rp = await getRuntimePod(env.rs, ident(pod), readCache);
     }
     for (const id of notes.keys()) if (!rp.containers.some((c) => c.id === id)) notes.delete(id);
     for (const c of rp.containers) {
@@ -349,6 +350,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
       if (!isHostNetwork(pod)) {
         const st = await env.rs.podSandboxStatus(id);
         ips = [st.status.network?.ip ?? "", ...(st.status.network?.additionalIps ?? []).map((x) => x.ip)].filter((x) => x !== "");
+        if (ips.length > 0) readCache.sandboxIPs.set(id, ips);
       }
       return { ok: true, id, ips };
     } catch (err) {

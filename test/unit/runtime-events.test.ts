@@ -14,7 +14,7 @@ import { FakeCri } from "../support/fake-cri.js";
 import { fakeWorkerEnv } from "../support/worker-env.js";
 import { createPodWorker, syncKey, type PodWorker } from "../../src/pods/worker.js";
 import { createRelister } from "../../src/pods/relist.js";
-import { runtimeFingerprint, type RuntimeObservation } from "../../src/pods/runtime-state.js";
+import { createRuntimeReadCache, getRuntimePod, runtimeFingerprint, type RuntimeObservation } from "../../src/pods/runtime-state.js";
 import { createLogger } from "../../src/util/log.js";
 import { FakeClock } from "../../src/util/clock.js";
 
@@ -190,5 +190,42 @@ describe("pod worker: pod updates", async () => {
     assert.equal(w.pod().metadata?.resourceVersion, "7", "the worker keeps the newest object");
     w.update({ ...pod, spec: { ...pod.spec, containers: pod.spec?.containers ?? [], activeDeadlineSeconds: 600 } });
     await until(() => lists() > before || undefined, "a sync after a spec change");
+  });
+});
+
+describe("runtime read cache", () => {
+  it("asks for a ready sandbox's IPs and a running container's status once, and again after a change", async () => {
+    const cri = new FakeCri();
+    const labels = { "io.kubernetes.pod.uid": "uid-c" };
+    const cfg = {
+      metadata: { name: "c", namespace: "default", uid: "uid-c", attempt: 0 },
+      labels,
+      logDirectory: "/var/log/pods/default_c_uid-c",
+      linux: { securityContext: { namespaceOptions: { network: "POD" as const, pid: "CONTAINER" as const, ipc: "POD" as const } } },
+    };
+    const sb = await cri.runPodSandbox(cfg);
+    const id = await cri.createContainer(sb, { metadata: { name: "app", attempt: 0 }, image: { image: IMAGE }, command: ["sleep", "3600"], labels: { ...labels, "io.kubernetes.container.name": "app" }, logPath: "app/0.log" }, cfg);
+    await cri.startContainer(id);
+    const count = (op: string): number => cri.calls.filter((c) => c.op === op).length;
+    const cache = createRuntimeReadCache();
+    const who = { uid: "uid-c", name: "c", namespace: "default" };
+    const first = await getRuntimePod(cri, who, cache);
+    assert.equal(first.containers[0]?.state, "CONTAINER_RUNNING");
+    assert.ok((first.sandboxes[0]?.ips.length ?? 0) > 0);
+    const [pss, cs] = [count("podSandboxStatus"), count("containerStatus")];
+    const second = await getRuntimePod(cri, who, cache);
+    assert.deepEqual(second, first, "the same answer from the cache");
+    assert.equal(count("podSandboxStatus"), pss, "no PodSandboxStatus for a ready sandbox seen before");
+    assert.equal(count("containerStatus"), cs, "no ContainerStatus for a running container seen before");
+    cri.exitContainer(id, 3);
+    const third = await getRuntimePod(cri, who, cache);
+    assert.equal(third.containers[0]?.state, "CONTAINER_EXITED");
+    assert.equal(third.containers[0]?.exitCode, 3);
+    assert.equal(count("containerStatus"), cs + 1);
+    assert.equal(cache.running.size, 0, "an exited container leaves the cache");
+    await cri.stopPodSandbox(sb);
+    const fourth = await getRuntimePod(cri, who, cache);
+    assert.equal(fourth.sandboxes[0]?.state, "SANDBOX_NOTREADY");
+    assert.equal(cache.sandboxIPs.size, 0, "a stopped sandbox leaves the cache");
   });
 });
