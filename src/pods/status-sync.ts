@@ -57,11 +57,19 @@ export function createStatusSyncer(opts: StatusSyncerOptions): StatusSyncer {
   const dirty = new Set<string>();
   const written = new Map<string, number>();
   const waiters = new Map<string, { version: number; resolve: () => void }[]>();
-  let kick: (() => void) | undefined;
+  /** Pods being written now: a pod is written by one writer at a time. */
+  const inFlight = new Set<string>();
+  /** Idle writers wait here for work. */
+  let idle: (() => void)[] = [];
+  const kick = (): void => {
+    const list = idle;
+    idle = [];
+    for (const wake of list) wake();
+  };
 
   const markDirty = (uid: string): void => {
     dirty.add(uid);
-    kick?.();
+    kick();
   };
   opts.statuses.subscribe((e) => markDirty(e.pod.metadata?.uid ?? ""));
 
@@ -121,28 +129,35 @@ export function createStatusSyncer(opts: StatusSyncerOptions): StatusSyncer {
     async run(signal) {
       const concurrency = opts.concurrency ?? 5;
       let retryDelay = 0;
-      signal.addEventListener("abort", () => kick?.(), { once: true });
-      while (!signal.aborted) {
-        if (dirty.size === 0) {
-          await new Promise<void>((r) => (kick = r));
-          kick = undefined;
-          continue;
-        }
-        const batch = [...dirty];
-        dirty.clear();
-        const retry: string[] = [];
-        for (let i = 0; i < batch.length; i += concurrency) {
-          const results = await Promise.all(batch.slice(i, i + concurrency).map(async (uid) => ({ uid, r: await write(uid) })));
-          for (const { uid, r } of results) if (r === "retry") retry.push(uid);
-        }
-        if (retry.length > 0) {
+      signal.addEventListener("abort", kick, { once: true });
+      // A pool of writers: each takes the next dirty pod nobody is writing, as soon as it is free.
+      const writer = async (): Promise<void> => {
+        while (!signal.aborted) {
+          const uid = [...dirty].find((u) => !inFlight.has(u));
+          if (uid === undefined) {
+            await new Promise<void>((r) => idle.push(r));
+            continue;
+          }
+          dirty.delete(uid);
+          inFlight.add(uid);
+          let r: "ok" | "retry";
+          try {
+            r = await write(uid);
+          } finally {
+            inFlight.delete(uid);
+          }
+          if (r === "ok") {
+            retryDelay = 0;
+            if (dirty.has(uid)) kick();
+            continue;
+          }
+          // The apiserver is failing: this writer backs off (doubling, 0.5 s to 10 s), then retries the pod.
           retryDelay = Math.min(Math.max(retryDelay * 2, 500), 10_000);
           await opts.clock.sleep(retryDelay, signal).catch(() => undefined);
-          for (const uid of retry) dirty.add(uid);
-        } else {
-          retryDelay = 0;
+          markDirty(uid);
         }
-      }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, concurrency) }, writer));
     },
   };
 }
