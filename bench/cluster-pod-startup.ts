@@ -223,6 +223,19 @@ async function runtimeCalls(): Promise<Map<string, number> | undefined> {
   }
 }
 
+/** The apiserver's requests so far by verb, resource and subresource (apiserver_request_total), for user agents other than the control plane's own. */
+async function apiCalls(api: Api): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const r = await api.request("GET", "/metrics").catch(() => undefined);
+  for (const m of (r?.text ?? "").matchAll(/^apiserver_request_total\{([^}]*)\} (\S+)$/gm)) {
+    const labels = m[1] ?? "";
+    const get = (k: string): string => new RegExp(`${k}="([^"]*)"`).exec(labels)?.[1] ?? "";
+    const key = `${get("verb")} ${get("resource")}${get("subresource") ? `/${get("subresource")}` : ""}`;
+    out.set(key, (out.get(key) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
 /** CPU seconds spent between two snapshots, by process name (a process born in between counts whole). */
 function cpuByName(before: Map<number, ProcCpu>, after: Map<number, ProcCpu>): [string, number][] {
   const by = new Map<string, number>();
@@ -370,6 +383,8 @@ function startKubelet(ctx: Ctx, run: KubeletRun): Promise<ChildProcess> {
     mainJs: ctx.mainJs,
     verbosity: v,
     nodeOptions: ctx.settings.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(run.dir, "cpuprof")}`] : [],
+    // Experiments only (the figures use the defaults): more tskubelet flags, e.g. "--max-parallel-pod-starts=0".
+    extraArgs: (process.env.TSK_BENCH_TSKUBELET_ARGS ?? "").split(" ").filter((a) => a !== ""),
   });
 }
 
@@ -473,6 +488,7 @@ async function runOnce(ctx: Ctx, kind: Kind, label: string): Promise<RunResult> 
     const runtime0 = runtimeCpu(ctx.rt);
     const procs0 = ctx.settings.cpuByProcess ? allProcessCpu() : undefined;
     const calls0 = ctx.settings.cpuByProcess ? await runtimeCalls() : undefined;
+    const api0 = ctx.settings.cpuByProcess ? await apiCalls(api) : undefined;
     cpuWindow.start = monotonicUs();
     sampler.reset();
     await Promise.all(
@@ -499,6 +515,11 @@ async function runOnce(ctx: Ctx, kind: Kind, label: string): Promise<RunResult> 
       if (calls0 && calls1) {
         const d = [...calls1].map(([k, v]) => [k, v - (calls0.get(k) ?? 0)] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
         console.log(`  ${kind} CRI calls during startup: ${d.map(([k, v]) => `${k} ${v}`).join(", ")}`);
+      }
+      if (api0) {
+        const api1 = await apiCalls(api);
+        const d = [...api1].map(([k, v]) => [k, v - (api0.get(k) ?? 0)] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
+        console.log(`  ${kind} apiserver requests during startup (all clients, incl. the benchmark's): ${d.map(([k, v]) => `${k} ${v}`).join(", ")}`);
       }
     }
     cpuWindow.ready = monotonicUs();
