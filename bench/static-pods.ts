@@ -233,6 +233,8 @@ async function runTskubelet(ctx: Ctx, n: number, label: string): Promise<RunResu
     "--hostname-override", NODE_NAME,
     "--file-check-frequency", "20s",
     ...(ctx.settings.profile ? ["-v", "5"] : []),
+    // Experiments only (the figures use the defaults): more tskubelet flags.
+    ...(process.env.TSK_BENCH_TSKUBELET_ARGS ?? "").split(" ").filter((a) => a !== ""),
   ];
   const proc = spawn(process.execPath, args, { stdio: ["ignore", fd, fd] });
   closeSync(fd);
