@@ -3,6 +3,8 @@
  * fingerprint and when the lists came back), and a worker syncs again only when that is news to
  * it. A state the worker has already read itself (it usually made the change) costs no CRI call,
  * and neither does a pod update that changes only the status (the kubelet's own write coming back).
+ * And --max-parallel-pod-starts: a new pod's first start waits for a turn; its first status and
+ * later syncs do not.
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
@@ -15,6 +17,7 @@ import { fakeWorkerEnv } from "../support/worker-env.js";
 import { createPodWorker, syncKey, type PodWorker } from "../../src/pods/worker.js";
 import { createRelister } from "../../src/pods/relist.js";
 import { createRuntimeReadCache, getRuntimePod, runtimeFingerprint, type RuntimeObservation } from "../../src/pods/runtime-state.js";
+import { createLimiter, type Limiter } from "../../src/util/limiter.js";
 import { createLogger } from "../../src/util/log.js";
 import { FakeClock } from "../../src/util/clock.js";
 
@@ -39,7 +42,7 @@ async function until<T>(cond: () => T | undefined | false, what: string): Promis
 
 /** Lets pending promises and real I/O settle. */
 const settle = async (): Promise<void> => {
-  for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 1));
+  for (let i = 0; i < 30; i++) await new Promise((r) => setTimeout(r, 1));
 };
 
 describe("runtime fingerprint", () => {
@@ -227,5 +230,51 @@ describe("runtime read cache", () => {
     const fourth = await getRuntimePod(cri, who, cache);
     assert.equal(fourth.sandboxes[0]?.state, "SANDBOX_NOTREADY");
     assert.equal(cache.sandboxIPs.size, 0, "a stopped sandbox leaves the cache");
+  });
+});
+
+describe("pod worker: the start gate", async () => {
+  const root = await mkdtemp(join(tmpdir(), "tsk-start-gate-"));
+  const workers: PodWorker[] = [];
+  after(async () => {
+    for (const w of workers) w.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("a pod starts only when it has a turn, is reported Pending meanwhile, and a later sync does not wait", async () => {
+    const clock = new FakeClock();
+    const cri = new FakeCri({ clock });
+    const statuses = new Map<string, V1PodStatus>();
+    // A gate whose single turn the test holds until it lets go.
+    const inner = createLimiter(1);
+    let letGo!: () => void;
+    const held = inner(() => new Promise<void>((r) => (letGo = r)));
+    let asked = 0;
+    const gate: Limiter = (fn) => {
+      asked++;
+      return inner(fn);
+    };
+    const env = fakeWorkerEnv(
+      { cri, clock, logger: quiet, rootDir: root, events: () => undefined, setStatus: (p, s) => statuses.set(p.metadata?.uid ?? "", s), getStatus: (uid) => statuses.get(uid) },
+      { startGate: gate },
+    );
+    const w = createPodWorker(mkPod("gated"), env);
+    workers.push(w);
+    await settle();
+    assert.equal(asked, 1);
+    assert.equal(cri.calls.filter((c) => c.op === "runPodSandbox").length, 0, "no sandbox without a turn");
+    assert.equal(statuses.get("uid-gated")?.phase, "Pending", "the first status is written while the pod waits");
+    assert.equal(statuses.get("uid-gated")?.containerStatuses?.[0]?.state?.waiting?.reason, "ContainerCreating");
+    letGo();
+    await held;
+    await w.done;
+    assert.equal(cri.calls.filter((c) => c.op === "runPodSandbox").length, 1);
+    assert.ok(statuses.get("uid-gated")?.containerStatuses?.[0]?.state?.running);
+    // A resync of the running pod does not ask for a turn.
+    const lists = cri.calls.filter((c) => c.op === "listContainers").length;
+    await clock.advance(60_000);
+    await settle();
+    assert.ok(cri.calls.filter((c) => c.op === "listContainers").length > lists, "the resync ran");
+    assert.equal(asked, 1);
   });
 });
