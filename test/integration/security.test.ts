@@ -143,7 +143,10 @@ describe("security contexts on containerd (standalone)", () => {
     const want = `container has runAsNonRoot and image will run as root (pod: "nonroot-${k.nodeName}_default(${p.metadata?.uid ?? ""})", container: main)`;
     assert.equal(p.status?.containerStatuses?.[0]?.state?.waiting?.message, want);
     assert.match(await output("nonroot-ok", "main"), /^uid=1234 /m, "runAsNonRoot with a non-zero runAsUser runs");
-    assert.equal(containerState(await k.pod("ids"), "main"), "running");
+    // A container's output can show before the status that says it runs: the worker publishes
+    // once every container it starts in that sync has started.
+    let last = "";
+    await waitFor(async () => (last = containerState(await k.pod("ids"), "main")) === "running", { timeoutMs: 30_000, what: () => `ids/main running (last: ${last})` });
   });
 
   it("readOnlyRootFilesystem: writing to the root filesystem fails", async () => {
