@@ -107,9 +107,9 @@ interface StepResult {
 }
 const MIN_GRACE_SECONDS = 2;
 /** How long after an exit 137 the runtime may still turn the reason into OOMKilled, and how often to look. */
-const OOM_SETTLE_WINDOW_MS = 2_000;
+const OOM_SETTLE_WINDOW_MS = 5_000;
 const OOM_SETTLE_STEP_MS = 250;
-const OOM_SETTLE_TRIES = 4;
+const OOM_SETTLE_TRIES = 12;
 
 export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
   let pod = initial;
@@ -127,6 +127,8 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
   const done = new Promise<void>((r) => (resolveDone = r));
   let terminated: Promise<void> | undefined;
   let firstSync = true;
+  /** Containers the worker stopped itself: their exit 137 is its SIGKILL, not the OOM killer. */
+  const stoppedByUs = new Set<string>();
   /** Messages for containers the worker itself ended (PostStartHookError), by container ID. */
   const notes = new Map<string, string>();
   const hooks = createHookRunner({ handlers: env.handlers, clock: env.clock });
@@ -192,6 +194,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
       rp = await getRuntimePod(env.rs, ident(pod), readCache);
     }
     for (const id of notes.keys()) if (!rp.containers.some((c) => c.id === id)) notes.delete(id);
+    for (const id of stoppedByUs) if (!rp.containers.some((c) => c.id === id)) stoppedByUs.delete(id);
     for (const c of rp.containers) {
       const note = notes.get(c.id);
       if (note !== undefined && c.state !== "CONTAINER_RUNNING") c.message = c.message !== "" ? `${note}: ${c.message}` : note;
@@ -203,6 +206,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
     c.state === "CONTAINER_EXITED" &&
     c.exitCode === 137 &&
     c.reason !== "OOMKilled" &&
+    !stoppedByUs.has(c.id) &&
     env.clock.now() - c.finishedAtMs < OOM_SETTLE_WINDOW_MS &&
     specByName(c.name)?.resources?.limits?.memory !== undefined;
   const podGrace = (): number => pod.spec?.terminationGracePeriodSeconds ?? 30;
@@ -453,6 +457,7 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
    */
   const killContainer = async (k: { id: string; name: string; graceSeconds: number; message: string; running: boolean }): Promise<void> => {
     const { id, name, graceSeconds, message, running } = k;
+    stoppedByUs.add(id);
     env.events(pod, "Normal", "Killing", message);
     if (!running) {
       await env.rs.stopContainer(id, 0);

@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readlink } from "node:fs/promises";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
-import { containerState, scriptOutput, staticPodYaml } from "../support/pods.js";
+import { containerState, scriptOutput, staticPodYaml, waitForState } from "../support/pods.js";
 import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 import { removeCgroup } from "../../src/containers/cgroups.js";
 import { podCgroupParent } from "../../src/containers/resources.js";
@@ -143,10 +143,8 @@ describe("security contexts on containerd (standalone)", () => {
     const want = `container has runAsNonRoot and image will run as root (pod: "nonroot-${k.nodeName}_default(${p.metadata?.uid ?? ""})", container: main)`;
     assert.equal(p.status?.containerStatuses?.[0]?.state?.waiting?.message, want);
     assert.match(await output("nonroot-ok", "main"), /^uid=1234 /m, "runAsNonRoot with a non-zero runAsUser runs");
-    // A container's output can show before the status that says it runs: the worker publishes
-    // once every container it starts in that sync has started.
-    let last = "";
-    await waitFor(async () => (last = containerState(await k.pod("ids"), "main")) === "running", { timeoutMs: 30_000, what: () => `ids/main running (last: ${last})` });
+    // The worker publishes once every container it starts in that sync has started.
+    await waitForState(k, "ids", "main", "running");
   });
 
   it("readOnlyRootFilesystem: writing to the root filesystem fails", async () => {
@@ -205,6 +203,6 @@ describe("security contexts on containerd (standalone)", () => {
     }, { timeoutMs: 30_000, what: () => "sysctl-unsafe Failed" });
     assert.equal(p.status?.reason, "SysctlForbidden");
     assert.equal(p.status?.message, 'forbidden sysctl: "net.core.somaxconn" not allowlisted');
-    assert.equal(containerState(await k.pod("sysctl-safe"), "main"), "running");
+    await waitForState(k, "sysctl-safe", "main", "running");
   });
 });

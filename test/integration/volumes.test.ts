@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { lstat, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { startContainerd, type PrivateContainerd } from "../support/containerd.js";
-import { containerState, readContainerLog } from "../support/pods.js";
+import { containerState, readContainerLog, waitForState } from "../support/pods.js";
 import { startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 import { readMountPoints } from "../../src/volumes/mounter.js";
 
@@ -177,7 +177,7 @@ describe("volumes on containerd (standalone)", () => {
     const want = `MountVolume.SetUp failed for volume \\"missing\\" : hostPath type check failed: ${join(hostDir, "does-not-exist")} is not a directory`;
     await waitFor(() => k.output().includes(want), { timeoutMs: 20_000, what: () => `the FailedMount event in the log:\n${k.output().slice(-3000)}` });
     assert.match(k.output(), /"event".*reason="FailedMount"/);
-    assert.equal(containerState(await k.pod("shared"), "reader"), "running", "other pods unaffected");
+    await waitForState(k, "shared", "reader", "running"); // other pods unaffected
     // Once the directory exists, the pod starts (the worker retries).
     await mkdir(join(hostDir, "does-not-exist"));
     await waitFor(async () => containerState(await k.pod("nodir"), "main") === "running", { timeoutMs: 40_000, what: () => "nodir running once its directory exists" });

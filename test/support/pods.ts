@@ -60,3 +60,12 @@ export function scriptOutput(k: TskubeletProcess, pod: string, container: string
     return /^END$/m.test(t) ? t : undefined;
   }, { timeoutMs: 60_000, what: () => `${pod}/${container} to finish its script` });
 }
+
+/**
+ * Waits until the kubelet reports a container in `want` (e.g. "running"). A container's output can
+ * show before the status that says it runs, so tests that read output first wait here.
+ */
+export async function waitForState(k: TskubeletProcess, pod: string, container: string, want: string): Promise<void> {
+  let last = "";
+  await waitFor(async () => (last = containerState(await k.pod(pod), container)) === want, { timeoutMs: 30_000, what: () => `${pod}/${container} ${want} (last: ${last})` });
+}
