@@ -107,7 +107,7 @@ interface StepResult {
 }
 const MIN_GRACE_SECONDS = 2;
 /** How long after an exit 137 the runtime may still turn the reason into OOMKilled, and how often to look. */
-const OOM_SETTLE_WINDOW_MS = 5_000;
+const OOM_SETTLE_WINDOW_MS = 4_000;
 const OOM_SETTLE_STEP_MS = 250;
 const OOM_SETTLE_TRIES = 12;
 

@@ -19,7 +19,7 @@
  * - GetContainerEvents is unimplemented, ListImages ignores its filter, PodSandboxStats needs a
  *   cgroup parent.
  *
- * What the test controls: `exitContainer`, `setProgram`, `setExecHandler`, `setStats`, images
+ * What the test controls: `exitContainer`, `setExitReason`, `setProgram`, `setExecHandler`, `setStats`, images
  * (`addImage`, `addRegistryImage`), `setNetworkReady`, `failNext(op, code)`, and `setDown`.
  */
 import { createHash, randomBytes } from "node:crypto";
@@ -222,6 +222,13 @@ export class FakeCri implements RuntimeService, PodSandboxStatsService, Containe
     if (!c) throw new Error(`fake CRI: no container ${id}`);
     if (c.state !== "CONTAINER_RUNNING") throw new Error(`fake CRI: container ${id} is ${c.state}, not running`);
     this.finish(c, code, opts.reason, opts.message);
+  }
+
+  /** Changes an exited container's reason later, as containerd does when it handles an OOM event after the exit. */
+  setExitReason(id: string, reason: string): void {
+    const c = this.containersById.get(id);
+    if (!c || c.state !== "CONTAINER_EXITED") throw new Error(`fake CRI: no exited container ${id}`);
+    c.reason = reason;
   }
 
   /** Sets what ContainerStats reports for a container. */

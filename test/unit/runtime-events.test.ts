@@ -278,3 +278,78 @@ describe("pod worker: the start gate", async () => {
     assert.equal(asked, 1);
   });
 });
+
+describe("pod worker: an OOM kill containerd reports late", async () => {
+  const root = await mkdtemp(join(tmpdir(), "tsk-oom-"));
+  const workers: PodWorker[] = [];
+  after(async () => {
+    for (const w of workers) w.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const setup = async (name: string) => {
+    const clock = new FakeClock();
+    const cri = new FakeCri({ clock });
+    // Like a real sleep as PID 1: SIGTERM is ignored, StopContainer ends in SIGKILL (137).
+    cri.setProgram(() => ({ onTerm: "ignore" }));
+    const published: V1PodStatus[] = [];
+    const statuses = new Map<string, V1PodStatus>();
+    const env = fakeWorkerEnv({
+      cri,
+      clock,
+      logger: quiet,
+      rootDir: root,
+      events: () => undefined,
+      setStatus: (p, s) => {
+        statuses.set(p.metadata?.uid ?? "", s);
+        published.push(s);
+      },
+      getStatus: (uid) => statuses.get(uid),
+    });
+    const pod: V1Pod = {
+      metadata: { name, namespace: "default", uid: `uid-${name}` },
+      spec: { restartPolicy: "Never", terminationGracePeriodSeconds: 1, containers: [{ name: "app", image: IMAGE, command: ["sleep", "3600"], resources: { limits: { memory: "16Mi" } } }] },
+    };
+    const w = createPodWorker(pod, env);
+    workers.push(w);
+    await w.done;
+    await settle();
+    const id = (await cri.listContainers({ labelSelector: { "io.kubernetes.pod.uid": `uid-${name}` } }))[0]?.id ?? "";
+    const reasons = (): string[] => published.map((s) => s.containerStatuses?.[0]?.state?.terminated?.reason ?? "").filter((r) => r !== "");
+    return { clock, cri, w, id, reasons };
+  };
+
+  it("an exit 137 under a memory limit is re-read until it is OOMKilled, and Error(137) is never published", async () => {
+    const { clock, cri, w, id, reasons } = await setup("oom");
+    cri.exitContainer(id, 137);
+    w.trigger();
+    await settle();
+    for (let i = 0; i < 6; i++) {
+      await clock.advance(250);
+      await settle();
+    }
+    assert.deepEqual(reasons(), [], "nothing published while the reason may still change");
+    cri.setExitReason(id, "OOMKilled");
+    await clock.advance(250);
+    await settle();
+    assert.deepEqual([...new Set(reasons())], ["OOMKilled"]);
+  });
+
+  it("gives up 4 s after the exit and publishes the runtime's reason", async () => {
+    const { clock, cri, w, id, reasons } = await setup("plain137");
+    cri.exitContainer(id, 137);
+    w.trigger();
+    await settle();
+    for (let i = 0; i < 20; i++) {
+      await clock.advance(250);
+      await settle();
+    }
+    assert.deepEqual([...new Set(reasons())], ["Error"]);
+  });
+
+  it("does not wait for a container the worker stopped itself", async () => {
+    const { w, reasons } = await setup("stopped");
+    await w.terminate(0);
+    assert.deepEqual([...new Set(reasons())], ["Error"], "the final status (its own SIGKILL: 137) was published without the clock moving");
+  });
+});
