@@ -14,7 +14,7 @@ import { join } from "node:path";
 import type { V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import { FakeCri } from "../support/fake-cri.js";
 import { fakeWorkerEnv } from "../support/worker-env.js";
-import { createPodWorker, syncKey, type PodWorker } from "../../src/pods/worker.js";
+import { createPodWorker, syncKey, type PodWorker, type WorkerEnv } from "../../src/pods/worker.js";
 import { createRelister } from "../../src/pods/relist.js";
 import { createRuntimeReadCache, getRuntimePod, runtimeFingerprint, type RuntimeObservation } from "../../src/pods/runtime-state.js";
 import { createLimiter, type Limiter } from "../../src/util/limiter.js";
@@ -44,6 +44,42 @@ async function until<T>(cond: () => T | undefined | false, what: string): Promis
 const settle = async (): Promise<void> => {
   for (let i = 0; i < 30; i++) await new Promise((r) => setTimeout(r, 1));
 };
+
+/** One temp root for the workers of this file; every worker made is stopped at the end. */
+const root = await mkdtemp(join(tmpdir(), "tsk-worker-events-"));
+const workers: PodWorker[] = [];
+after(async () => {
+  for (const w of workers) w.stop();
+  await rm(root, { recursive: true, force: true });
+});
+
+/** A pod worker on a fake CRI and clock; `published` holds every status it set, in order. */
+function newWorker(pod: V1Pod, over: { cri?: (cri: FakeCri) => void; env?: Partial<WorkerEnv> } = {}) {
+  const clock = new FakeClock();
+  const cri = new FakeCri({ clock });
+  over.cri?.(cri);
+  const statuses = new Map<string, V1PodStatus>();
+  const published: V1PodStatus[] = [];
+  const env = fakeWorkerEnv(
+    {
+      cri,
+      clock,
+      logger: quiet,
+      rootDir: root,
+      events: () => undefined,
+      setStatus: (p, st) => {
+        statuses.set(p.metadata?.uid ?? "", st);
+        published.push(st);
+      },
+      getStatus: (uid) => statuses.get(uid),
+    },
+    over.env,
+  );
+  const w = createPodWorker(pod, env);
+  workers.push(w);
+  const lists = (): number => cri.calls.filter((c) => c.op === "listContainers").length;
+  return { clock, cri, w, statuses, published, lists };
+}
 
 describe("runtime fingerprint", () => {
   it("does not depend on order and changes with any id or state", () => {
@@ -90,32 +126,11 @@ describe("relist observations", () => {
   });
 });
 
-describe("pod worker: runtime events it already knows", async () => {
-  const root = await mkdtemp(join(tmpdir(), "tsk-runtime-events-"));
-  const workers: PodWorker[] = [];
-  after(async () => {
-    for (const w of workers) w.stop();
-    await rm(root, { recursive: true, force: true });
-  });
-
+describe("pod worker: runtime events it already knows", () => {
   const start = async (name: string) => {
-    const clock = new FakeClock();
-    const cri = new FakeCri({ clock });
-    const statuses = new Map<string, V1PodStatus>();
-    const env = fakeWorkerEnv({
-      cri,
-      clock,
-      logger: quiet,
-      rootDir: root,
-      events: () => undefined,
-      setStatus: (p, s) => statuses.set(p.metadata?.uid ?? "", s),
-      getStatus: (uid) => statuses.get(uid),
-    });
-    const w = createPodWorker(mkPod(name), env);
-    workers.push(w);
+    const { clock, cri, w, lists } = newWorker(mkPod(name));
     await w.done;
     await settle();
-    const lists = (): number => cri.calls.filter((c) => c.op === "listContainers").length;
     const running = await cri.listContainers({ labelSelector: { "io.kubernetes.pod.uid": `uid-${name}` } });
     const sandboxes = await cri.listPodSandbox({ labelSelector: { "io.kubernetes.pod.uid": `uid-${name}` } });
     const fingerprint = runtimeFingerprint(sandboxes, running);
@@ -156,14 +171,7 @@ describe("pod worker: runtime events it already knows", async () => {
   });
 });
 
-describe("pod worker: pod updates", async () => {
-  const root = await mkdtemp(join(tmpdir(), "tsk-pod-updates-"));
-  const workers: PodWorker[] = [];
-  after(async () => {
-    for (const w of workers) w.stop();
-    await rm(root, { recursive: true, force: true });
-  });
-
+describe("pod worker: pod updates", () => {
   it("syncKey ignores the status but not the spec, metadata, deletion or foreign conditions", () => {
     const pod = mkPod("k");
     const k = syncKey(pod);
@@ -176,16 +184,10 @@ describe("pod worker: pod updates", async () => {
   });
 
   it("a status-only update does not sync; a spec change does", async () => {
-    const clock = new FakeClock();
-    const cri = new FakeCri({ clock });
-    const statuses = new Map<string, V1PodStatus>();
-    const env = fakeWorkerEnv({ cri, clock, logger: quiet, rootDir: root, events: () => undefined, setStatus: (p, st) => statuses.set(p.metadata?.uid ?? "", st), getStatus: (uid) => statuses.get(uid) });
     const pod = mkPod("upd");
-    const w = createPodWorker(pod, env);
-    workers.push(w);
+    const { w, statuses, lists } = newWorker(pod);
     await w.done;
     await settle();
-    const lists = (): number => cri.calls.filter((c) => c.op === "listContainers").length;
     const before = lists();
     w.update({ ...pod, metadata: { ...pod.metadata, resourceVersion: "7" }, status: statuses.get("uid-upd") ?? {} });
     await settle();
@@ -233,18 +235,8 @@ describe("runtime read cache", () => {
   });
 });
 
-describe("pod worker: the start gate", async () => {
-  const root = await mkdtemp(join(tmpdir(), "tsk-start-gate-"));
-  const workers: PodWorker[] = [];
-  after(async () => {
-    for (const w of workers) w.stop();
-    await rm(root, { recursive: true, force: true });
-  });
-
+describe("pod worker: the start gate", () => {
   it("a pod starts only when it has a turn, is reported Pending meanwhile, and a later sync does not wait", async () => {
-    const clock = new FakeClock();
-    const cri = new FakeCri({ clock });
-    const statuses = new Map<string, V1PodStatus>();
     // A gate whose single turn the test holds until it lets go.
     const inner = createLimiter(1);
     let letGo!: () => void;
@@ -254,12 +246,7 @@ describe("pod worker: the start gate", async () => {
       asked++;
       return inner(fn);
     };
-    const env = fakeWorkerEnv(
-      { cri, clock, logger: quiet, rootDir: root, events: () => undefined, setStatus: (p, s) => statuses.set(p.metadata?.uid ?? "", s), getStatus: (uid) => statuses.get(uid) },
-      { startGate: gate },
-    );
-    const w = createPodWorker(mkPod("gated"), env);
-    workers.push(w);
+    const { clock, cri, w, statuses, lists } = newWorker(mkPod("gated"), { env: { startGate: gate } });
     await settle();
     assert.equal(asked, 1);
     assert.equal(cri.calls.filter((c) => c.op === "runPodSandbox").length, 0, "no sandbox without a turn");
@@ -271,47 +258,22 @@ describe("pod worker: the start gate", async () => {
     assert.equal(cri.calls.filter((c) => c.op === "runPodSandbox").length, 1);
     assert.ok(statuses.get("uid-gated")?.containerStatuses?.[0]?.state?.running);
     // A resync of the running pod does not ask for a turn.
-    const lists = cri.calls.filter((c) => c.op === "listContainers").length;
+    const before = lists();
     await clock.advance(60_000);
     await settle();
-    assert.ok(cri.calls.filter((c) => c.op === "listContainers").length > lists, "the resync ran");
+    assert.ok(lists() > before, "the resync ran");
     assert.equal(asked, 1);
   });
 });
 
-describe("pod worker: an OOM kill containerd reports late", async () => {
-  const root = await mkdtemp(join(tmpdir(), "tsk-oom-"));
-  const workers: PodWorker[] = [];
-  after(async () => {
-    for (const w of workers) w.stop();
-    await rm(root, { recursive: true, force: true });
-  });
-
+describe("pod worker: an OOM kill containerd reports late", () => {
   const setup = async (name: string) => {
-    const clock = new FakeClock();
-    const cri = new FakeCri({ clock });
-    // Like a real sleep as PID 1: SIGTERM is ignored, StopContainer ends in SIGKILL (137).
-    cri.setProgram(() => ({ onTerm: "ignore" }));
-    const published: V1PodStatus[] = [];
-    const statuses = new Map<string, V1PodStatus>();
-    const env = fakeWorkerEnv({
-      cri,
-      clock,
-      logger: quiet,
-      rootDir: root,
-      events: () => undefined,
-      setStatus: (p, s) => {
-        statuses.set(p.metadata?.uid ?? "", s);
-        published.push(s);
-      },
-      getStatus: (uid) => statuses.get(uid),
-    });
     const pod: V1Pod = {
       metadata: { name, namespace: "default", uid: `uid-${name}` },
       spec: { restartPolicy: "Never", terminationGracePeriodSeconds: 1, containers: [{ name: "app", image: IMAGE, command: ["sleep", "3600"], resources: { limits: { memory: "16Mi" } } }] },
     };
-    const w = createPodWorker(pod, env);
-    workers.push(w);
+    // Like a real sleep as PID 1: SIGTERM is ignored, StopContainer ends in SIGKILL (137).
+    const { clock, cri, w, published } = newWorker(pod, { cri: (c) => c.setProgram(() => ({ onTerm: "ignore" })) });
     await w.done;
     await settle();
     const id = (await cri.listContainers({ labelSelector: { "io.kubernetes.pod.uid": `uid-${name}` } }))[0]?.id ?? "";
