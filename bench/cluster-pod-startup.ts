@@ -382,7 +382,11 @@ function startKubelet(ctx: Ctx, run: KubeletRun): Promise<ChildProcess> {
     caCert: ctx.cluster.caCert,
     mainJs: ctx.mainJs,
     verbosity: v,
-    nodeOptions: ctx.settings.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(run.dir, "cpuprof")}`] : [],
+    nodeOptions: [
+      ...(ctx.settings.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${join(run.dir, "cpuprof")}`] : []),
+      // Experiments only: V8/Node flags for tskubelet, e.g. "--max-semi-space-size=16".
+      ...(process.env.TSK_BENCH_NODE_OPTIONS ?? "").split(" ").filter((a) => a !== ""),
+    ],
     // Experiments only (the figures use the defaults): more tskubelet flags, e.g. "--max-parallel-pod-starts=0".
     extraArgs: (process.env.TSK_BENCH_TSKUBELET_ARGS ?? "").split(" ").filter((a) => a !== ""),
   });

@@ -39,6 +39,8 @@ export interface ClusterDeps {
   runtimeHealth: RuntimeHealth;
   /** Age of the last successful relist, for the PLEG part of Ready. */
   plegAgeMs: () => number;
+  /** Pods are being started: events wait (a bounded time) rather than compete with the starts. */
+  startingPods?: () => boolean;
   /** Node pressure from the eviction manager (MemoryPressure, DiskPressure, PIDPressure). */
   pressure?: () => { memory: boolean; disk: boolean; pid: boolean };
 }
@@ -85,7 +87,7 @@ export async function createClusterMode(d: ClusterDeps): Promise<ClusterMode> {
     os: platform(),
     arch: goArch(arch()),
   };
-  const events = createEventRecorder({ api, nodeName, clock, logger, qps: config.eventRecordQPS, burst: config.eventBurst });
+  const events = createEventRecorder({ api, nodeName, clock, logger, qps: config.eventRecordQPS, burst: config.eventBurst, ...(d.startingPods ? { busy: d.startingPods } : {}) });
 
   const node = createNodeAgent({
     api,

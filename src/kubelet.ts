@@ -55,7 +55,7 @@ import { createImageGC, testImageGCPeriodMs, IMAGE_GC_PERIOD_MS } from "./images
 import { createPodCredentials } from "./images/pull-secrets.js";
 import { createContainerGC, CONTAINER_GC_PERIOD_MS } from "./gc/containers.js";
 import { imageSizeBucket } from "./metrics/index.js";
-import { createLimiter } from "./util/limiter.js";
+import { createLimiter, trackLimiter } from "./util/limiter.js";
 
 export interface KubeletDeps {
   rs: RuntimeService;
@@ -103,11 +103,16 @@ const PLEG_THRESHOLD_MS = 3 * 60_000;
 const HOUSEKEEPING_MS = 2_000;
 /** How long a new pod keeps its turn among --max-parallel-pod-starts before the next one may start too. */
 const POD_START_TURN_MS = 10_000;
+/** How long after the last pod start the node still counts as busy starting pods. */
+const STARTS_QUIET_MS = 1_000;
 
 export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): Kubelet {
   const { config, nodeName } = loaded;
   const { clock, logger, metrics } = deps;
   const statuses = createStatusManager();
+  const startGate = trackLimiter(createLimiter(loaded.flags.maxParallelPodStarts, { ms: POD_START_TURN_MS, clock }), clock);
+  /** Pods are being started (or were a moment ago): background work that can wait, waits. */
+  const startingPods = (): boolean => startGate.pending() > 0 || clock.now() - startGate.lastDoneMs() < STARTS_QUIET_MS;
   let cluster: ClusterMode | undefined;
   const events: EventRecorder = (pod, type, reason, message) => {
     logger.v(2).info("event", { pod: `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`, type, reason, message });
@@ -199,7 +204,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     probes: prober,
     handlers,
     rootDir: loaded.flags.rootDir,
-    startGate: createLimiter(loaded.flags.maxParallelPodStarts, { ms: POD_START_TURN_MS, clock }),
+    startGate: startGate.run,
     statuses,
     hooks,
   });
@@ -271,7 +276,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
 
   const stats = createStatsProvider(
     { runtime: deps.rs, images: deps.is, pods: podsWithStatus, clock, logger },
-    { nodeName, rootDir: loaded.flags.rootDir, podLogsDir: config.podLogsDir, cgroupRoot: config.cgroupRoot },
+    { nodeName, rootDir: loaded.flags.rootDir, podLogsDir: config.podLogsDir, cgroupRoot: config.cgroupRoot, busy: startingPods },
   );
 
   const eviction = createEvictionManager(
@@ -280,6 +285,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
       logger,
       // The stats housekeeping takes a snapshot every 10 s; a pass reuses it rather than taking another.
       snapshot: () => stats.snapshot(deps.evictionIntervalMs ?? 10_000),
+      nodeSnapshot: () => stats.nodeSnapshot(deps.evictionIntervalMs ?? 10_000),
       // Upstream's active pods: admitted and not yet in a terminal phase.
       activePods: () => pods.activePods().filter((p) => !["Succeeded", "Failed"].includes(statuses.getStatus(p.metadata?.uid ?? "")?.phase ?? "")),
       evictPod: (pod, grace, final) => pods.evict(pod.metadata?.uid ?? "", grace, final),
@@ -397,6 +403,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
           pods,
           statuses,
           runtimeHealth,
+          startingPods,
           pressure: () => ({ memory: eviction.isUnderMemoryPressure(), disk: eviction.isUnderDiskPressure(), pid: eviction.isUnderPIDPressure() }),
           plegAgeMs: () => clock.now() - (relister.lastSuccessMs() || startedAt),
         });

@@ -15,7 +15,7 @@ import type { EventRecorder, FinalReason } from "../pods/worker.js";
 import type { Rejection } from "../pods/manager.js";
 import { qosClass } from "../containers/resources.js";
 import { hasDedicatedImageFs, observeSignals, type Observations } from "./signals.js";
-import { evictionMessage, isCriticalPod, isStaticPod, localStorageViolation, rankForSignal, type StatsOf } from "./rank.js";
+import { evictionMessage, hasLocalStorageLimit, isCriticalPod, isStaticPod, localStorageViolation, rankForSignal, type StatsOf } from "./rank.js";
 import { SIGNAL_TO_CONDITION, SIGNAL_TO_RESOURCE, thresholdQuantity, type NodeConditionType, type Signal, type Threshold } from "./thresholds.js";
 
 export const EVICTED_REASON = "Evicted";
@@ -31,6 +31,12 @@ export interface EvictionDeps {
   logger: Logger;
   /** A stats snapshot (fresh enough for one monitoring pass). */
   snapshot: () => Promise<StatsSnapshot>;
+  /**
+   * The node-level figures alone (no pod stats), enough to compare the signals with the
+   * thresholds; the full snapshot is read only when pods must be ranked or checked against their
+   * local storage limits. Without it every pass reads the full snapshot.
+   */
+  nodeSnapshot?: () => Promise<StatsSnapshot>;
   /** The pods running here that may be evicted (admitted, not terminating). */
   activePods: () => V1Pod[];
   /**
@@ -142,7 +148,10 @@ export function createEvictionManager(deps: EvictionDeps, opts: EvictionOptions)
   };
 
   const synchronize = async (): Promise<V1Pod[]> => {
-    const snap = await deps.snapshot();
+    const active = deps.activePods();
+    const checkLocalStorage = opts.localStorageCapacityIsolation !== false && active.some(hasLocalStorageLimit);
+    let snap = checkLocalStorage || !deps.nodeSnapshot ? await deps.snapshot() : await deps.nodeSnapshot();
+    const withPods = checkLocalStorage || !deps.nodeSnapshot;
     const obs = observeSignals(snap);
     observations = obs;
     const now = clock.now();
@@ -159,11 +168,14 @@ export function createEvictionManager(deps: EvictionDeps, opts: EvictionOptions)
       });
     }
 
-    const active = deps.activePods();
+    // Ranking needs the pods' usage: read it now (the signals stay those of the node-level read).
+    if (met.length > 0 && active.length > 0 && !withPods) {
+      snap = await deps.snapshot();
+    }
     const byUid = new Map(snap.pods.map((p) => [p.ref.uid, p]));
     const statsOf: StatsOf = (pod) => byUid.get(pod.metadata?.uid ?? "");
 
-    if (opts.localStorageCapacityIsolation !== false && !snap.podsUnavailable) {
+    if (checkLocalStorage && !snap.podsUnavailable) {
       const evicted: V1Pod[] = [];
       for (const pod of active) {
         const ps = statsOf(pod);

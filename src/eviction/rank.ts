@@ -189,6 +189,13 @@ export interface LocalStorageViolation {
  * Upstream's local storage checks, in its order: an emptyDir above its sizeLimit, the pod's
  * ephemeral storage above the sum of its containers' limits, a container above its own limit.
  */
+/** Whether the pod has a local storage limit to enforce: an emptyDir sizeLimit or an ephemeral-storage limit. */
+export function hasLocalStorageLimit(pod: V1Pod): boolean {
+  const spec = pod.spec;
+  if ((spec?.volumes ?? []).some((v) => v.emptyDir?.sizeLimit !== undefined)) return true;
+  return (spec?.containers ?? []).some((c) => (c.resources?.limits as Resources | undefined)?.["ephemeral-storage"] !== undefined);
+}
+
 export function localStorageViolation(pod: V1Pod, ps: PodEntry): LocalStorageViolation | undefined {
   return emptyDirOverLimit(pod, ps) ?? podOverLimit(pod, ps) ?? containerOverLimit(pod, ps);
 }

@@ -59,6 +59,12 @@ export interface StatsProviderOptions {
   historySize?: number;
   /** Background sampling period of run() (default 10 s). */
   housekeepingIntervalMs?: number;
+  /**
+   * While this says the node is busy (starting pods), a due background sample waits, for at most
+   * one more period: it reads every cgroup and asks the runtime for every container's stats, work
+   * that would compete with the pod starts for the CPU.
+   */
+  busy?: () => boolean;
   /** How long a directory's du result is reused (default 15 s). */
   duTtlMs?: number;
 }
@@ -69,6 +75,12 @@ export interface StatsProvider {
   run(signal: AbortSignal): Promise<void>;
   /** The latest snapshot, taken now unless one is younger than maxAgeMs. */
   snapshot(maxAgeMs?: number): Promise<StatsSnapshot>;
+  /**
+   * The node-level figures only (memory, filesystems, processes; no pods, no cgroups below the
+   * root): the latest full snapshot when it is younger than maxAgeMs, else a read of those alone,
+   * which costs no runtime list and no cgroup walk. What the eviction signals need.
+   */
+  nodeSnapshot(maxAgeMs?: number): Promise<StatsSnapshot>;
   history(name: string, count?: number): HistorySample[];
   machineInfo(): Promise<MachineInfo>;
 }
@@ -78,6 +90,8 @@ const MACHINE_INFO_TTL_MS = 60_000;
 const SPEC_TTL_MS = 10_000;
 /** The runtime's container stats are needed for writable-layer usage, which containerd itself refreshes about this often. */
 const CRI_STATS_TTL_MS = 10_000;
+/** How often a background sample that waits for the node to be less busy looks again. */
+const BUSY_RECHECK_MS = 1_000;
 /** Cgroups read between two yields to the event loop (~0.3 ms each). */
 const READ_BATCH = 8;
 
@@ -321,6 +335,42 @@ export function createStatsProvider(deps: StatsProviderDeps, opts: StatsProvider
     return snap;
   };
 
+  const collectNode = async (): Promise<StatsSnapshot> => {
+    const time = clock.now();
+    const l = await getLayout();
+    const errors: string[] = [];
+    bootTime ??= await readBootTimeMs(roots.proc);
+    const [meminfo, rlimit, rootCap, rfs] = await Promise.all([readMeminfo(roots.proc), readRlimit(roots.proc), fsCapacity(opts.rootDir), runtimeFs(time, errors)]);
+    const memTotal = meminfo.get("MemTotal") ?? 0;
+    const root = await readRoot(l, time, memTotal, meminfo);
+    const snap: StatsSnapshot = {
+      time,
+      nodeName: opts.nodeName,
+      bootTime: bootTime ?? 0,
+      memoryCapacity: memTotal,
+      swapCapacity: meminfo.get("SwapTotal") ?? 0,
+      swapUsed: (meminfo.get("SwapTotal") ?? 0) - (meminfo.get("SwapFree") ?? 0),
+      root,
+      cgroups: [root],
+      pods: [],
+      systemContainers: [],
+      rlimit,
+      blockDevices: {},
+      errors,
+      podsUnavailable: true,
+    };
+    const nodeFs = fsFromCapacity(time, rootCap);
+    if (nodeFs) snap.nodeFs = nodeFs;
+    if (rfs.image) snap.imageFs = rfs.image;
+    if (rfs.container) snap.containerFs = rfs.container;
+    return snap;
+  };
+
+  const nodeSnapshot = (maxAgeMs = maxAgeDefault): Promise<StatsSnapshot> => {
+    if (latest && clock.now() - latest.time <= maxAgeMs) return Promise.resolve(latest);
+    return inflight ?? collectNode();
+  };
+
   const snapshot = (maxAgeMs = maxAgeDefault): Promise<StatsSnapshot> => {
     if (latest && clock.now() - latest.time <= maxAgeMs) return Promise.resolve(latest);
     if (inflight) return inflight;
@@ -339,6 +389,7 @@ export function createStatsProvider(deps: StatsProviderDeps, opts: StatsProvider
   return {
     nodeName: opts.nodeName,
     snapshot,
+    nodeSnapshot,
     history: (name, count) => history.samples(name, count),
     machineInfo() {
       const now = clock.now();
@@ -353,7 +404,13 @@ export function createStatsProvider(deps: StatsProviderDeps, opts: StatsProvider
     },
     async run(signal) {
       const every = opts.housekeepingIntervalMs ?? 10_000;
-      await runPeriodically(() => snapshot(every / 2), {
+      const sample = async (): Promise<void> => {
+        // Yield to pod starts, for one period at most; re-checked every second.
+        const until = clock.now() + every;
+        while (opts.busy?.() === true && clock.now() < until && !signal.aborted) await clock.sleep(Math.min(BUSY_RECHECK_MS, until - clock.now()), signal).catch(() => undefined);
+        if (!signal.aborted) await snapshot(every / 2);
+      };
+      await runPeriodically(sample, {
         clock,
         signal,
         periodMs: every,

@@ -242,18 +242,27 @@ interface Harness {
   pods: V1Pod[];
   usage: Map<string, Usage>;
   lines: string[];
+  /** Which snapshots the passes read: "full" or "node". */
+  reads: string[];
 }
 
 function harness(evictionHard: Record<string, string>, transitionMs = 300_000, minimumReclaim: Record<string, string> = {}): Harness {
   const clock = new FakeClock();
   const { logger, lines } = memoryLogger(2);
-  const h: Partial<Harness> & { changes: number } = { clock, evicted: [], events: [], metrics: [], changes: 0, node: {}, pods: [], usage: new Map(), lines };
+  const h: Partial<Harness> & { changes: number } = { clock, evicted: [], events: [], metrics: [], changes: 0, node: {}, pods: [], usage: new Map(), lines, reads: [] };
   const self = h as Harness;
   h.mgr = createEvictionManager(
     {
       clock,
       logger,
-      snapshot: () => Promise.resolve(snapshot(self.node, self.pods.map((p) => podEntry(p, self.usage.get(p.metadata?.name ?? "") ?? {})), clock.now())),
+      snapshot: () => {
+        self.reads.push("full");
+        return Promise.resolve(snapshot(self.node, self.pods.map((p) => podEntry(p, self.usage.get(p.metadata?.name ?? "") ?? {})), clock.now()));
+      },
+      nodeSnapshot: () => {
+        self.reads.push("node");
+        return Promise.resolve({ ...snapshot(self.node, [], clock.now()), podsUnavailable: true });
+      },
       activePods: () => self.pods,
       evictPod: (p, grace, final) => {
         self.evicted.push({ name: p.metadata?.name ?? "", grace, final });
@@ -365,6 +374,23 @@ describe("eviction manager", () => {
     assert.deepEqual(h.evicted, [{ name: "fill", grace: 0, final: { reason: "Evicted", message: 'Usage of EmptyDir volume "scratch" exceeds the limit "16Mi". ' } }]);
     assert.deepEqual(h.metrics, ["emptydirfs.limit"]);
     assert.deepEqual(h.mgr.conditions(), []);
+  });
+
+  it("reads the pods' stats only to rank them or to check local storage limits", async () => {
+    const h = harness({ "memory.available": "100Mi" });
+    h.pods = [pod({ name: "be" })];
+    h.usage.set("be", { memory: 300 * Mi });
+    h.node = { memCapacity: 4 * Gi, memWorkingSet: 1 * Gi };
+    assert.deepEqual(await h.mgr.synchronize(), []);
+    assert.deepEqual(h.reads, ["node"], "no threshold met, no local storage limit: the node-level figures suffice");
+    h.node = { memCapacity: 4 * Gi, memWorkingSet: 4 * Gi - 80 * Mi };
+    const out = await h.mgr.synchronize();
+    assert.deepEqual(out.map((p) => p.metadata?.name), ["be"], "ranked with the pods' usage");
+    assert.deepEqual(h.reads, ["node", "node", "full"]);
+    h.node = { memCapacity: 4 * Gi, memWorkingSet: 1 * Gi };
+    h.pods = [pod({ name: "scratchy", volumes: [{ name: "scratch", emptyDir: { sizeLimit: "16Mi" } }] })];
+    await h.mgr.synchronize();
+    assert.deepEqual(h.reads.slice(3), ["full"], "a pod with a local storage limit needs its usage every pass");
   });
 
   it("admission: under MemoryPressure only BestEffort pods are refused; under DiskPressure all but critical ones", async () => {

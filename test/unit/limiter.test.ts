@@ -1,7 +1,7 @@
 /** The counting semaphore behind --max-parallel-pod-starts and parallel image pulls. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createLimiter } from "../../src/util/limiter.js";
+import { createLimiter, trackLimiter } from "../../src/util/limiter.js";
 import { FakeClock } from "../../src/util/clock.js";
 
 /** A task the test finishes by hand. */
@@ -100,5 +100,27 @@ describe("limiter", () => {
     await thirdRun;
     await fourth;
     assert.deepEqual(started, ["hung", "second", "third", "fourth"]);
+  });
+
+  it("a tracked limiter counts the calls in it, waiting or running, and when the last one left", async () => {
+    const clock = new FakeClock(1_000);
+    const t = trackLimiter(createLimiter(1), clock);
+    assert.equal(t.lastDoneMs(), -Infinity);
+    const a = gate();
+    const b = gate();
+    const ra = t.run(() => a.promise);
+    const rb = t.run(() => b.promise);
+    await tick();
+    assert.equal(t.pending(), 2, "one running, one waiting");
+    await clock.advance(500);
+    a.open();
+    await ra;
+    assert.equal(t.pending(), 1);
+    assert.equal(t.lastDoneMs(), 1_500);
+    b.open();
+    await rb;
+    assert.equal(t.pending(), 0);
+    await assert.rejects(t.run(() => Promise.reject(new Error("boom"))), /boom/);
+    assert.equal(t.pending(), 0, "a failed call leaves too");
   });
 });

@@ -45,6 +45,7 @@ function fakeProvider(state: { down: boolean }): StatsProvider {
     nodeName: "n1",
     run: () => Promise.resolve(),
     snapshot: () => Promise.resolve(snapshot(state.down)),
+    nodeSnapshot: () => Promise.resolve(snapshot(state.down)),
     history: () => [{ time: T, cpu: { total: 5e9, user: 4e9, system: 1e9 } }],
     machineInfo: () => Promise.resolve(machine),
   };

@@ -195,6 +195,64 @@ describe("stats provider", () => {
     assert.notEqual(await provider.snapshot(), a, "older: read again");
   });
 
+  it("reads the node-level figures alone without asking the runtime for its pods", async () => {
+    await clock.advance(5_000);
+    const before = calls;
+    const n = await provider.nodeSnapshot(0);
+    assert.equal(calls, before, "no ListPodSandbox");
+    assert.deepEqual(n.pods, []);
+    assert.ok((n.root?.stats.memory?.workingSet ?? 0) > 0, "the root working set (memory.available)");
+    assert.ok((n.nodeFs?.capacity ?? 0) > 0, "nodefs");
+    assert.equal(n.imageFs?.used, 123, "imagefs from ImageFsInfo");
+    assert.ok(n.rlimit.maxPid !== undefined && n.rlimit.curProc !== undefined, "pid.available");
+    const full = await provider.snapshot(0);
+    assert.equal(await provider.nodeSnapshot(1_000), full, "a young full snapshot is served as it is");
+  });
+
+  it("a background sample due while pods are starting waits for them, one period at most", async () => {
+    let busy = true;
+    let lists = 0;
+    const c = new FakeClock(T0);
+    const rt = runtime(T0 - 60_000);
+    const p = createStatsProvider(
+      {
+        runtime: {
+          listPodSandbox: () => {
+            lists++;
+            return Promise.resolve(rt.sandboxes);
+          },
+          listContainers: () => Promise.resolve(rt.containers),
+          listContainerStats: () => Promise.resolve(rt.stats),
+        },
+        clock: c,
+        logger: memoryLogger().logger,
+      },
+      { nodeName: "node1", rootDir: join(dir, "rootdir"), podLogsDir: join(dir, "logs"), layout: { version: 2, root: join(dir, "cg") }, roots: { proc: join(dir, "proc"), sys: join(dir, "sys"), etc: join(dir, "etc") }, housekeepingIntervalMs: 10_000, busy: () => busy },
+    );
+    const stop = new AbortController();
+    const running = p.run(stop.signal);
+    // A sample reads files: give it real time to finish (the FakeClock stands still meanwhile).
+    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 150));
+    await settle();
+    assert.equal(lists, 0, "busy: the first sample waits");
+    await c.advance(3_000);
+    await settle();
+    assert.equal(lists, 0);
+    busy = false;
+    await c.advance(1_000);
+    await settle();
+    assert.equal(lists, 1, "taken within a second of the node becoming idle");
+    busy = true;
+    await c.advance(10_000);
+    await settle();
+    assert.equal(lists, 1, "the next one is due and waits");
+    await c.advance(10_000);
+    await settle();
+    assert.equal(lists, 2, "but not longer than one more period");
+    stop.abort();
+    await running;
+  });
+
   it("renders /metrics/resource with timestamps", async () => {
     const snap = await provider.snapshot();
     const samples = parseProm(renderResourceMetrics(snap));
