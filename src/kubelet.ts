@@ -205,6 +205,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     handlers,
     rootDir: loaded.flags.rootDir,
     startGate: startGate.run,
+    lastRelist: () => relister.latest(),
     statuses,
     hooks,
   });

@@ -147,12 +147,8 @@ export function createEvictionManager(deps: EvictionDeps, opts: EvictionOptions)
     return ok;
   };
 
-  const synchronize = async (): Promise<V1Pod[]> => {
-    const active = deps.activePods();
-    const checkLocalStorage = opts.localStorageCapacityIsolation !== false && active.some(hasLocalStorageLimit);
-    let snap = checkLocalStorage || !deps.nodeSnapshot ? await deps.snapshot() : await deps.nodeSnapshot();
-    const withPods = checkLocalStorage || !deps.nodeSnapshot;
-    const obs = observeSignals(snap);
+  /** Compares the observations with the thresholds: updates the conditions and the thresholds met past their grace period. */
+  const observe = (obs: Observations): void => {
     observations = obs;
     const now = clock.now();
     // Thresholds met now, plus those met before that have not recovered by their minimum reclaim yet.
@@ -167,21 +163,34 @@ export function createEvictionManager(deps: EvictionDeps, opts: EvictionOptions)
         thresholds: nowMet.map((t) => `${t.signal}: available ${obs.get(t.signal)?.available ?? "?"} < ${thresholdQuantity(t.value, obs.get(t.signal)?.capacity ?? 0)}`).join("; "),
       });
     }
+  };
 
-    // Ranking needs the pods' usage: read it now (the signals stay those of the node-level read).
-    if (met.length > 0 && active.length > 0 && !withPods) {
-      snap = await deps.snapshot();
+  /** Evicts every pod over a local storage limit. */
+  const evictOverLocalLimits = async (active: V1Pod[], snap: StatsSnapshot, statsOf: StatsOf): Promise<V1Pod[]> => {
+    const evicted: V1Pod[] = [];
+    if (snap.podsUnavailable) return evicted;
+    for (const pod of active) {
+      const ps = statsOf(pod);
+      const v = ps && localStorageViolation(pod, ps);
+      if (v && (await evict(pod, v.message, v.signal, snap.time))) evicted.push(pod);
     }
+    return evicted;
+  };
+
+  const synchronize = async (): Promise<V1Pod[]> => {
+    const active = deps.activePods();
+    const checkLocalStorage = opts.localStorageCapacityIsolation !== false && active.some(hasLocalStorageLimit);
+    const nodeOnly = !checkLocalStorage && deps.nodeSnapshot !== undefined;
+    let snap = nodeOnly && deps.nodeSnapshot ? await deps.nodeSnapshot() : await deps.snapshot();
+    const obs = observeSignals(snap);
+    observe(obs);
+    // Ranking needs the pods' usage: read it now (the signals stay those of the node-level read).
+    if (nodeOnly && met.length > 0 && active.length > 0) snap = await deps.snapshot();
     const byUid = new Map(snap.pods.map((p) => [p.ref.uid, p]));
     const statsOf: StatsOf = (pod) => byUid.get(pod.metadata?.uid ?? "");
 
-    if (checkLocalStorage && !snap.podsUnavailable) {
-      const evicted: V1Pod[] = [];
-      for (const pod of active) {
-        const ps = statsOf(pod);
-        const v = ps && localStorageViolation(pod, ps);
-        if (v && (await evict(pod, v.message, v.signal, snap.time))) evicted.push(pod);
-      }
+    if (checkLocalStorage) {
+      const evicted = await evictOverLocalLimits(active, snap, statsOf);
       if (evicted.length > 0) return evicted;
     }
 

@@ -58,7 +58,20 @@ export interface PodManagerHooks {
   onTerminated?: (pod: V1Pod) => void;
 }
 
-export function createPodManager(env: WorkerEnv & { statuses: StatusManager; logger: Logger; hooks?: PodManagerHooks }): PodManager {
+/** A relist older than this is not trusted to say that the runtime holds nothing of a new pod. */
+const FRESH_RELIST_MS = 5_000;
+/** How long the end of a pod's worker is remembered (far longer than a relist takes to follow it). */
+const RETIRED_KEPT_MS = 5 * 60_000;
+
+export function createPodManager(
+  env: WorkerEnv & {
+    statuses: StatusManager;
+    logger: Logger;
+    hooks?: PodManagerHooks;
+    /** The last relist (what the runtime held, and when the lists were asked for). */
+    lastRelist?: () => RelistSnapshot | undefined;
+  },
+): PodManager {
   const sources = new Map<string, V1Pod[]>();
   const expected = new Set<string>();
   const workers = new Map<string, PodWorker>();
@@ -71,6 +84,26 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
   let desired = new Map<string, V1Pod>();
   let desiredVersion = 0;
   let stopped = false;
+  /** When a worker of the pod last ended: a relist that started earlier may miss what it left. */
+  const retired = new Map<string, number>();
+  const retire = (uid: string): void => {
+    const now = env.clock.now();
+    for (const [u, at] of retired) if (now - at > RETIRED_KEPT_MS) retired.delete(u);
+    retired.set(uid, now);
+  };
+  /**
+   * Whether a recent relist, started after any earlier worker of this pod ended, saw nothing of it:
+   * then a new worker needs no read of the runtime before its first start (this kubelet is the
+   * only one that makes sandboxes for the pod, and it had none in the making).
+   */
+  const runtimeKnowsNothingOf = (uid: string): boolean => {
+    const snap = env.lastRelist?.();
+    if (!snap || env.clock.now() - snap.listStartedAtMs > FRESH_RELIST_MS) return false;
+    const ended = retired.get(uid);
+    if (ended !== undefined && snap.listStartedAtMs <= ended) return false;
+    return !snap.sandboxes.some((s) => s.labels[LABEL_POD_UID] === uid) && !snap.containers.some((c) => c.labels[LABEL_POD_UID] === uid);
+  };
+  const workerEnv: WorkerEnv = { ...env, runtimeKnowsNothingOf };
 
   const fullName = (p: V1Pod): string => `${p.metadata?.namespace ?? ""}/${p.metadata?.name ?? ""}`;
 
@@ -94,6 +127,7 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
     env.logger.info(deleted ? "pod deleted through the API; terminating" : "pod removed from its source; terminating", { pod: name, uid, gracePeriod: grace });
     const doneP = w.terminate(grace).finally(() => {
       terminating.delete(uid);
+      retire(uid);
       if (deleted) {
         finished.add(uid);
         env.hooks?.onTerminated?.(desired.get(uid) ?? pod);
@@ -147,7 +181,7 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
         env.statuses.setStatus(pod, { phase: "Failed", reason: rejection.reason, message: rejection.message, ...(pod.status?.startTime ? {} : {}) });
         continue;
       }
-      workers.set(uid, createPodWorker(pod, env));
+      workers.set(uid, createPodWorker(pod, workerEnv));
     }
   };
 
@@ -183,10 +217,11 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
       }
       for (const [uid, pod] of orphans) {
         env.logger.info("cleaning up an orphaned pod the runtime still holds", { pod: fullName(pod), uid });
-        const doneP = createPodWorker(pod, env)
+        const doneP = createPodWorker(pod, workerEnv)
           .terminate()
           .finally(() => {
             terminating.delete(uid);
+            retire(uid);
             reconcile();
           });
         terminating.set(uid, { fullName: fullName(pod), done: doneP });
@@ -208,6 +243,7 @@ export function createPodManager(env: WorkerEnv & { statuses: StatusManager; log
       const disruption = { type: "DisruptionTarget", status: "True", reason: "TerminationByKubelet", message: final.message, lastTransitionTime: new Date(env.clock.now()) };
       const doneP = w.terminate(grace, { ...final, conditions: [...(final.conditions ?? []), disruption] }).finally(() => {
         terminating.delete(uid);
+        retire(uid);
         reconcile();
       });
       terminating.set(uid, { fullName: fullName(pod), done: doneP });

@@ -10,6 +10,8 @@ import { LABEL_POD_UID } from "../api/labels.js";
 import { runtimeFingerprint, type RuntimeObservation } from "./runtime-state.js";
 
 export interface RelistSnapshot {
+  /** When the lists were asked for: anything made before is in them. */
+  listStartedAtMs: number;
   atMs: number;
   sandboxes: PodSandbox[];
   containers: Container[];
@@ -59,7 +61,7 @@ export function createRelister(opts: RelisterOptions): Relister {
     previous = next;
     lastOk = opts.clock.now();
     lastErr = undefined;
-    snapshot = { atMs: lastOk, sandboxes, containers };
+    snapshot = { listStartedAtMs: t0, atMs: lastOk, sandboxes, containers };
     opts.onDuration?.(lastOk - t0);
     opts.onRelist?.(snapshot);
   };

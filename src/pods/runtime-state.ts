@@ -138,42 +138,79 @@ export async function getRuntimePod(rs: RuntimeService, pod: { uid: string; name
         ctInfos.push({ ...known });
         return;
       }
-      try {
-        const { status: s } = await rs.containerStatus(c.id);
-        let message = s.message;
-        if (s.state === "CONTAINER_EXITED") {
-          const t = await terminationMessages.read({ id: c.id, exitCode: s.exitCode, logPath: s.logPath, mounts: s.mounts, annotations: s.annotations });
-          if (t !== "") message = message !== "" ? `${message}: ${t}` : t;
-        }
-        const info: ContainerInfo = {
-          id: c.id,
-          sandboxId: c.podSandboxId,
-          name: c.labels[LABEL_CONTAINER_NAME] ?? c.metadata.name,
-          attempt: c.metadata.attempt,
-          restartCount: Number(s.annotations[ANN_CONTAINER_RESTART_COUNT] ?? c.metadata.attempt),
-          state: s.state,
-          createdAtMs: nsToMs(s.createdAt),
-          startedAtMs: nsToMs(s.startedAt),
-          finishedAtMs: nsToMs(s.finishedAt),
-          exitCode: s.exitCode,
-          reason: s.reason,
-          message,
-          hash: s.annotations[ANN_CONTAINER_HASH] ?? "",
-          image: s.image.image,
-          imageRef: s.imageRef,
-          logPath: s.logPath,
-          graceSeconds: parseGrace(s.annotations[ANN_POD_TERMINATION_GRACE]),
-        };
-        ctInfos.push(info);
-        if (s.state === "CONTAINER_RUNNING" && c.state === "CONTAINER_RUNNING") cache?.running.set(c.id, { ...info });
-      } catch {
-        // Removed between list and status: the next relist sees the truth.
-      }
+      const info = await readContainer(rs, c.id, c.podSandboxId);
+      if (!info) return; // removed between list and status: the next relist sees the truth
+      ctInfos.push(info);
+      if (info.state === "CONTAINER_RUNNING" && c.state === "CONTAINER_RUNNING") cache?.running.set(c.id, { ...info });
     }),
   );
   sbInfos.sort((a, b) => b.createdAtMs - a.createdAtMs || b.attempt - a.attempt);
   ctInfos.sort((a, b) => b.createdAtMs - a.createdAtMs || b.attempt - a.attempt);
   return { uid: pod.uid, name: pod.name, namespace: pod.namespace, sandboxes: sbInfos, containers: ctInfos, fingerprint: runtimeFingerprint(sandboxes, containers) };
+}
+
+/** One container's status as ContainerInfo (with its termination message once it exited); undefined when it is gone. */
+async function readContainer(rs: RuntimeService, id: string, sandboxId: string): Promise<ContainerInfo | undefined> {
+  let s;
+  try {
+    s = (await rs.containerStatus(id)).status;
+  } catch {
+    return undefined;
+  }
+  let message = s.message;
+  if (s.state === "CONTAINER_EXITED") {
+    const t = await terminationMessages.read({ id, exitCode: s.exitCode, logPath: s.logPath, mounts: s.mounts, annotations: s.annotations });
+    if (t !== "") message = message !== "" ? `${message}: ${t}` : t;
+  }
+  return {
+    id,
+    sandboxId,
+    name: s.labels[LABEL_CONTAINER_NAME] ?? s.metadata.name,
+    attempt: s.metadata.attempt,
+    restartCount: Number(s.annotations[ANN_CONTAINER_RESTART_COUNT] ?? s.metadata.attempt),
+    state: s.state,
+    createdAtMs: nsToMs(s.createdAt),
+    startedAtMs: nsToMs(s.startedAt),
+    finishedAtMs: nsToMs(s.finishedAt),
+    exitCode: s.exitCode,
+    reason: s.reason,
+    message,
+    hash: s.annotations[ANN_CONTAINER_HASH] ?? "",
+    image: s.image.image,
+    imageRef: s.imageRef,
+    logPath: s.logPath,
+    graceSeconds: parseGrace(s.annotations[ANN_POD_TERMINATION_GRACE]),
+  };
+}
+
+/**
+ * What the runtime holds for a pod whose every sandbox and container is known by ID (a pod the
+ * worker has just created from nothing): their statuses, without listing. The sandboxes are taken
+ * as given (their status was read when they were made). Undefined when a container is gone.
+ */
+export async function getKnownRuntimePod(
+  rs: RuntimeService,
+  pod: { uid: string; name: string; namespace: string },
+  known: { sandboxes: SandboxInfo[]; containers: { id: string; sandboxId: string }[] },
+  cache?: RuntimeReadCache,
+): Promise<RuntimePod | undefined> {
+  const infos = await Promise.all(known.containers.map((c) => readContainer(rs, c.id, c.sandboxId)));
+  const containers: ContainerInfo[] = [];
+  for (const info of infos) {
+    if (!info) return undefined;
+    containers.push(info);
+    if (info.state === "CONTAINER_RUNNING") cache?.running.set(info.id, { ...info });
+  }
+  for (const sb of known.sandboxes) if (sb.state === "SANDBOX_READY" && sb.ips.length > 0) cache?.sandboxIPs.set(sb.id, [...sb.ips]);
+  const sandboxes = known.sandboxes.map((sb) => ({ ...sb, ips: [...sb.ips] }));
+  sandboxes.sort((a, b) => b.createdAtMs - a.createdAtMs || b.attempt - a.attempt);
+  containers.sort((a, b) => b.createdAtMs - a.createdAtMs || b.attempt - a.attempt);
+  return { uid: pod.uid, name: pod.name, namespace: pod.namespace, sandboxes, containers, fingerprint: runtimeFingerprint(sandboxes, containers) };
+}
+
+/** A pod the runtime holds nothing of. */
+export function emptyRuntimePod(pod: { uid: string; name: string; namespace: string }): RuntimePod {
+  return { uid: pod.uid, name: pod.name, namespace: pod.namespace, sandboxes: [], containers: [], fingerprint: runtimeFingerprint([], []) };
 }
 
 function parseGrace(v: string | undefined): number | undefined {

@@ -24,7 +24,7 @@ import type { EnsureImageResult, ImageManager } from "./images.js";
 import { backoffKey, computePodActions, isSidecar, type ContainerStart, type PodActions, type Waiting } from "./plan.js";
 import { createHookRunner } from "./hooks.js";
 import { terminationMessageMount } from "./termination-message.js";
-import { createRuntimeReadCache, getRuntimePod, type RuntimeObservation, type RuntimePod } from "./runtime-state.js";
+import { createRuntimeReadCache, emptyRuntimePod, getKnownRuntimePod, getRuntimePod, nsToMs, type RuntimeObservation, type RuntimePod, type SandboxInfo } from "./runtime-state.js";
 import { computePodStatus, KUBELET_CONDITIONS } from "./status.js";
 import type { ProbeVerdicts } from "./probe-verdicts.js";
 import type { HandlerRunner } from "./handlers.js";
@@ -64,6 +64,11 @@ export interface WorkerEnv {
   rootDir: string;
   /** Admits a pod's first start (sandbox and containers); bounds how many start at once. */
   startGate?: Limiter;
+  /**
+   * Whether the runtime surely holds nothing of this pod yet (a recent relist saw nothing of it):
+   * its first sync then starts from nothing without reading, and reads back only what it made.
+   */
+  runtimeKnowsNothingOf?: (uid: string) => boolean;
 }
 
 /** Why a pod ends Failed whatever its containers' exit codes (e.g. reason Evicted). */
@@ -99,6 +104,14 @@ export interface PodWorker {
 const SYNC_ERROR_RETRY_MS = 10_000;
 /** A postStart hook still running after this long is abandoned and counts as failed. */
 const POST_START_TIMEOUT_MS = 120_000;
+
+/** A pod made from nothing in one sync: its sandbox's status and its containers, by ID. */
+interface MadeFromNothing {
+  sandbox?: SandboxInfo;
+  containers: { id: string; sandboxId: string }[];
+  /** Every step so far succeeded: the IDs are all the runtime holds of the pod. */
+  clean: boolean;
+}
 
 interface StepResult {
   changed: boolean;
@@ -178,20 +191,26 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
   };
 
   const readCache = createRuntimeReadCache();
+  /** What the current sync made of a pod it started from nothing (see syncPod). */
+  let made: MadeFromNothing | undefined;
   /** The last runtime read: when it started and what it saw (relist events about it are not news). */
   let lastRead = { startedAtMs: -Infinity, fingerprint: "" };
   const isNews = (seen: RuntimeObservation): boolean => seen.listedAtMs >= lastRead.startedAtMs && seen.fingerprint !== lastRead.fingerprint;
 
-  /** The runtime's view, with the messages of containers the worker killed after a failed postStart. */
-  const readRuntime = async (): Promise<RuntimePod> => {
+  /**
+   * The runtime's view, with the messages of containers the worker killed after a failed postStart.
+   * `made` (a pod made from nothing in this sync) is read back by ID, without listing.
+   */
+  const readRuntime = async (made?: MadeFromNothing): Promise<RuntimePod> => {
+    const read = async (): Promise<RuntimePod> => (made?.sandbox ? await getKnownRuntimePod(env.rs, ident(pod), { sandboxes: [made.sandbox], containers: made.containers }, readCache) : undefined) ?? (await getRuntimePod(env.rs, ident(pod), readCache));
     const startedAtMs = env.clock.now();
-    let rp = await getRuntimePod(env.rs, ident(pod), readCache);
+    let rp = await read();
     lastRead = { startedAtMs, fingerprint: rp.fingerprint };
     // containerd 1.6 can report a container killed by the OOM killer as Error(137) for a moment,
     // until it has handled the OOM event; re-read briefly rather than publish the wrong reason.
     for (let i = 0; i < OOM_SETTLE_TRIES && rp.containers.some(mayBeUnsettledOOM); i++) {
       await env.clock.sleep(OOM_SETTLE_STEP_MS);
-      rp = await getRuntimePod(env.rs, ident(pod), readCache);
+      rp = await read();
     }
     for (const id of notes.keys()) if (!rp.containers.some((c) => c.id === id)) notes.delete(id);
     for (const id of stoppedByUs) if (!rp.containers.some((c) => c.id === id)) stoppedByUs.delete(id);
@@ -215,14 +234,25 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
 
   /** One sync; returns when the next periodic or backoff sync is due. */
   const syncPod = async (): Promise<number> => {
-    const before = await readRuntime();
+    // A new pod the runtime surely holds nothing of starts from nothing, and what this sync makes
+    // is read back by ID; a step that fails sends the read back to listing the pod.
+    made = firstSync && env.runtimeKnowsNothingOf?.(uid) === true ? { containers: [], clean: true } : undefined;
+    let before: RuntimePod;
+    if (made) {
+      before = emptyRuntimePod(ident(pod));
+      lastRead = { startedAtMs: env.clock.now(), fingerprint: before.fingerprint };
+    } else {
+      before = await readRuntime();
+    }
     const actions = computePodActions({ pod, runtime: before, crashBackoff: env.crashBackoff, nowMs: env.clock.now(), probes: env.probes });
     const waiting = new Map<string, Waiting>(actions.waiting);
     // A pod seen for the first time is reported at once (Pending, containers waiting in
     // ContainerCreating), before the sandbox is made, as upstream does.
     if (env.getStatus(uid) === undefined) publishStatus(before, waiting);
     const { changed, again } = await execute(actions, before, waiting);
-    const after = changed ? await readRuntime() : before;
+    const madeNow = made?.clean === true ? made : undefined;
+    made = undefined;
+    const after = changed ? await readRuntime(madeNow) : before;
     publishStatus(after, waiting);
     // Plan again at once (without waiting for a timer): a started sidecar lets the next init container go.
     if (again) dirty = true;
@@ -349,12 +379,17 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
       const rcName = pod.spec?.runtimeClassName;
       const handler = rcName ? await (env.runtimeHandler ? env.runtimeHandler(rcName) : Promise.resolve(rcName)) : undefined;
       if (env.sandbox.cgroupsPerQOS) await ensurePodCgroup(pod, env.sandbox.cgroupRoot);
+      if (made) made.clean = false; // until the sandbox is known
       const id = await env.rs.runPodSandbox(sbConfig, handler);
       let ips: string[] = [];
       if (!isHostNetwork(pod)) {
         const st = await env.rs.podSandboxStatus(id);
         ips = [st.status.network?.ip ?? "", ...(st.status.network?.additionalIps ?? []).map((x) => x.ip)].filter((x) => x !== "");
         if (ips.length > 0) readCache.sandboxIPs.set(id, ips);
+        if (made && st.status.state === "SANDBOX_READY") {
+          made.sandbox = { id, attempt: st.status.metadata.attempt, state: st.status.state, createdAtMs: nsToMs(st.status.createdAt), ip: ips[0] ?? "", ips, hostNetwork: false };
+          made.clean = true;
+        }
       }
       return { ok: true, id, ips };
     } catch (err) {
@@ -410,7 +445,13 @@ export function createPodWorker(initial: V1Pod, env: WorkerEnv): PodWorker {
       };
       const known = img.user ? { imageUser: img.user } : {};
       const config = await makeContainerConfig(pod, c, { restartCount: s.restartCount, imageRef: img.imageRef, memoryCapacity: env.memoryCapacity, podIPs: ctx.podIPs, hostIPs: env.hostIPs(), ...known }, inputs);
+      // A create that fails may still have made the container (a timeout): then only a list tells.
+      if (made) made.clean = false;
       id = await env.rs.createContainer(sandboxId, config, sbConfig);
+      if (made) {
+        made.containers.push({ id, sandboxId });
+        made.clean = made.sandbox !== undefined;
+      }
     } catch (err) {
       const message = errorMessage(err);
       const reason = err instanceof ContainerConfigError ? "CreateContainerConfigError" : "CreateContainerError";

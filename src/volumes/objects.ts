@@ -1,7 +1,9 @@
 /**
  * ConfigMaps and Secrets as pods need them, read from the apiserver with the kubelet's identity
- * (the Node authorizer lets a node read what its pods refer to). Fresh reads, no cache: a volume is
- * refreshed at most once per period and env is read when a container starts.
+ * (the Node authorizer lets a node read what its pods refer to). A read younger than two seconds
+ * is shared (pods started together all want their namespace's kube-root-ca.crt, say); anything
+ * older is read again: a volume is refreshed at most once per period and env is read when a
+ * container starts. Failures are not kept.
  */
 import type { V1ConfigMap, V1Secret } from "@kubernetes/client-node";
 import { ApiError, type ApiClient } from "../api/client.js";
@@ -38,13 +40,36 @@ export async function retryTransient<T>(clock: Clock, fn: () => Promise<T>, tran
 
 const forbidden = (err: unknown): boolean => err instanceof ApiError && err.status === 403;
 
-async function getOrUndefined<T>(api: ApiClient, clock: Clock, path: string): Promise<T | undefined> {
+async function readOrUndefined<T>(api: ApiClient, clock: Clock, path: string): Promise<T | undefined> {
   try {
     return await retryTransient(clock, () => api.request<T>({ method: "GET", path }), forbidden);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) return undefined;
     throw err;
   }
+}
+
+/** How long a read (or a read in flight) is shared with later readers of the same object. */
+export const SHARED_READ_MS = 2_000;
+const ENTRIES_KEPT = 256;
+
+/** Reads shared by path, per apiserver client: every source of one kubelet uses the same. */
+const sharedReads = new WeakMap<ApiClient, Map<string, { startedAt: number; result: Promise<unknown> }>>();
+
+function getOrUndefined<T>(api: ApiClient, clock: Clock, path: string): Promise<T | undefined> {
+  let reads = sharedReads.get(api);
+  if (!reads) sharedReads.set(api, (reads = new Map<string, { startedAt: number; result: Promise<unknown> }>()));
+  const now = clock.now();
+  const known = reads.get(path);
+  if (known && now - known.startedAt < SHARED_READ_MS) return known.result as Promise<T | undefined>;
+  if (reads.size >= ENTRIES_KEPT) for (const [k, v] of reads) if (now - v.startedAt >= SHARED_READ_MS) reads.delete(k);
+  const result = readOrUndefined<T>(api, clock, path);
+  const entry = { startedAt: now, result };
+  reads.set(path, entry);
+  result.catch(() => {
+    if (reads?.get(path) === entry) reads.delete(path);
+  });
+  return result;
 }
 
 const seg = encodeURIComponent;

@@ -15,7 +15,9 @@ import type { V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import { FakeCri } from "../support/fake-cri.js";
 import { fakeWorkerEnv } from "../support/worker-env.js";
 import { createPodWorker, syncKey, type PodWorker, type WorkerEnv } from "../../src/pods/worker.js";
-import { createRelister } from "../../src/pods/relist.js";
+import { createRelister, type RelistSnapshot } from "../../src/pods/relist.js";
+import { createPodManager, type PodManager } from "../../src/pods/manager.js";
+import { createStatusManager } from "../../src/pods/status-manager.js";
 import { createRuntimeReadCache, getRuntimePod, runtimeFingerprint, type RuntimeObservation } from "../../src/pods/runtime-state.js";
 import { createLimiter, type Limiter } from "../../src/util/limiter.js";
 import { createLogger } from "../../src/util/log.js";
@@ -48,8 +50,10 @@ const settle = async (): Promise<void> => {
 /** One temp root for the workers of this file; every worker made is stopped at the end. */
 const root = await mkdtemp(join(tmpdir(), "tsk-worker-events-"));
 const workers: PodWorker[] = [];
+const managers: PodManager[] = [];
 after(async () => {
   for (const w of workers) w.stop();
+  for (const m of managers) m.stop();
   await rm(root, { recursive: true, force: true });
 });
 
@@ -313,5 +317,101 @@ describe("pod worker: an OOM kill containerd reports late", () => {
     const { w, reasons } = await setup("stopped");
     await w.terminate(0);
     assert.deepEqual([...new Set(reasons())], ["Error"], "the final status (its own SIGKILL: 137) was published without the clock moving");
+  });
+});
+
+describe("pod worker: a new pod the runtime holds nothing of", () => {
+  const count = (cri: FakeCri, op: string): number => cri.calls.filter((c) => c.op === op).length;
+
+  it("starts without listing and reads back what it made by ID; the status is the one a listing read gives", async () => {
+    const fresh = newWorker(mkPod("fresh"), { env: { runtimeKnowsNothingOf: () => true } });
+    await fresh.w.done;
+    assert.equal(count(fresh.cri, "listContainers") + count(fresh.cri, "listPodSandbox"), 0, "no list before or after the start");
+    assert.equal(count(fresh.cri, "containerStatus"), 1, "the started container's status, by ID");
+    const listed = newWorker(mkPod("listed"));
+    await listed.w.done;
+    assert.ok(count(listed.cri, "listContainers") >= 2, "without the knowledge: a read before and after");
+    const a = fresh.statuses.get("uid-fresh");
+    const b = listed.statuses.get("uid-listed");
+    assert.equal(a?.phase, "Running");
+    assert.ok(a?.podIP, "the IP from the sandbox's status");
+    const ca = a?.containerStatuses?.[0];
+    const running = await fresh.cri.listContainers({ labelSelector: { "io.kubernetes.pod.uid": "uid-fresh" } });
+    assert.equal(ca?.containerID, `containerd://${running[0]?.id ?? ""}`);
+    assert.ok(ca?.state?.running?.startedAt);
+    // Same shape as the listing read's status: same keys, same container fields.
+    assert.deepEqual(Object.keys(a ?? {}).sort(), Object.keys(b ?? {}).sort());
+    assert.deepEqual(Object.keys(ca ?? {}).sort(), Object.keys(b?.containerStatuses?.[0] ?? {}).sort());
+    assert.equal(ca?.imageID, b?.containerStatuses?.[0]?.imageID);
+  });
+
+  it("a step that fails sends the read back to listing", async () => {
+    const { cri, w, statuses } = newWorker(mkPod("fails"), { env: { runtimeKnowsNothingOf: () => true }, cri: (c) => c.failNext("createContainer", "Unknown") });
+    await until(() => statuses.get("uid-fails")?.containerStatuses?.[0]?.state?.waiting?.reason === "CreateContainerError" || undefined, "CreateContainerError");
+    await settle();
+    assert.ok(count(cri, "listContainers") >= 1, "the read after a failed create lists the pod");
+    w.trigger();
+    await w.done;
+  });
+});
+
+describe("pod manager: when the runtime surely holds nothing of a new pod", () => {
+  const count = (cri: FakeCri, op: string): number => cri.calls.filter((c) => c.op === op).length;
+  const setUp = () => {
+    const clock = new FakeClock();
+    const cri = new FakeCri({ clock });
+    const statuses = createStatusManager();
+    const relist: { snap: RelistSnapshot | undefined } = { snap: undefined };
+    const pods = createPodManager({
+      ...fakeWorkerEnv({ cri, clock, logger: quiet, rootDir: root, events: () => undefined, setStatus: (p, s) => statuses.setStatus(p, s), getStatus: (uid) => statuses.getStatus(uid) }),
+      statuses,
+      lastRelist: () => relist.snap,
+    });
+    managers.push(pods);
+    const empty = (startedAt: number): RelistSnapshot => ({ listStartedAtMs: startedAt, atMs: startedAt, sandboxes: [], containers: [] });
+    /** Adds a pod (the others stay) and counts the lists until it runs. */
+    const current: V1Pod[] = [];
+    const runs = async (name: string): Promise<number> => {
+      const lists = count(cri, "listContainers");
+      current.push(mkPod(name));
+      pods.setSourcePods("api", [...current]);
+      await until(() => statuses.getStatus(`uid-${name}`)?.phase === "Running" || undefined, `${name} running`);
+      return count(cri, "listContainers") - lists;
+    };
+    const removeAll = (): void => {
+      current.length = 0;
+      pods.setSourcePods("api", []);
+    };
+    return { clock, cri, pods, relist, empty, runs, removeAll };
+  };
+
+  it("trusts a recent relist that did not see it, and nothing else", async () => {
+    const { clock, cri, pods, relist, empty, runs, removeAll } = setUp();
+    await clock.advance(60_000);
+    assert.ok((await runs("a")) > 0, "no relist yet: the worker lists");
+    relist.snap = empty(clock.now() - 6_000);
+    assert.ok((await runs("b")) > 0, "a relist older than 5 s is not trusted");
+    relist.snap = empty(clock.now());
+    assert.equal(await runs("c"), 0, "a fresh relist without the pod: no list");
+    // A relist that saw the pod's sandbox: read it.
+    const sandboxes = await cri.listPodSandbox();
+    relist.snap = { ...empty(clock.now()), sandboxes };
+    removeAll();
+    await until(() => pods.terminatingCount() === 0 || undefined, "all terminated");
+    const known = sandboxes.find((s) => s.labels["io.kubernetes.pod.uid"] === "uid-c");
+    assert.ok(known, "the relist holds pod c");
+    const before = count(cri, "listContainers");
+    pods.setSourcePods("api", [mkPod("c")]);
+    await until(() => count(cri, "listContainers") > before || undefined, "pod c read by listing");
+  });
+
+  it("a relist that began before an earlier worker of the same pod ended is not trusted", async () => {
+    const { clock, pods, relist, empty, runs, removeAll } = setUp();
+    await clock.advance(60_000);
+    relist.snap = empty(clock.now());
+    assert.equal(await runs("again"), 0);
+    removeAll();
+    await until(() => pods.terminatingCount() === 0 && pods.workerCount() === 0 || undefined, "terminated");
+    assert.ok((await runs("again")) > 0, "the relist predates the end of the first worker");
   });
 });
