@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { startContainerd, ctr, type PrivateContainerd } from "../support/containerd.js";
 import { startCluster, type TestCluster } from "../support/cluster.js";
+import { eventsOf } from "../support/e2e.js";
 import { podManifest, sleep, startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 
 interface PodJSON {
@@ -98,8 +99,15 @@ describe("cluster mode against a real control plane", () => {
     for (const ip of ips) assert.ok(ip?.startsWith(rt.subnet.split(".").slice(0, 3).join(".")));
     const wide = await cp.kubectl(["get", "pods", "-l", "app=web", "-o", "wide"]);
     assert.equal(wide.split("\n").filter((l) => l.includes(node) && l.includes("Running")).length, 3);
-    const events = await cp.kubectl(["get", "events", "--field-selector", `involvedObject.name=${list[0]?.metadata.name ?? ""}`]);
-    assert.match(events, /Started\s+pod\/web-|Started/);
+    // Events are held while pods start (10 s at most, docs/architecture.md), so they may trail the Running status.
+    const first = list[0]?.metadata.name ?? "";
+    const reasons = await waitFor(async () => {
+      const r = (await eventsOf(cp, first)).map((e) => e.reason);
+      return r.includes("Started") ? r : undefined;
+    }, { timeoutMs: 15_000, what: () => `the Started event of ${first}` });
+    for (const r of ["Scheduled", "Created", "Started"]) assert.ok(reasons.includes(r), `${r} in ${reasons.join(",")}`);
+    const table = await cp.kubectl(["get", "events", "--field-selector", `involvedObject.name=${first}`]);
+    assert.match(table, new RegExp(`Normal\\s+Started\\s+pod/${first}\\s+Started container \\S+`));
   });
 
   it("kubectl delete stops the containers within the grace period, then the pod object goes", async () => {
