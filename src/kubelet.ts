@@ -231,7 +231,7 @@ export function createKubelet(loaded: LoadedConfiguration, deps: KubeletDeps): K
     clock,
     logger,
     intervalMs: deps.relistIntervalMs ?? 1_000,
-    onPodChanged: (uid) => pods.onRuntimeEvent(uid),
+    onPodChanged: (uid, seen) => pods.onRuntimeEvent(uid, seen),
     onDuration: (ms) => {
       metrics.plegRelistDuration.observe(ms / 1000);
       metrics.plegLastSeen.set(clock.now() / 1000);

@@ -186,3 +186,50 @@ describe("static pods on containerd", () => {
     await waitFor(async () => (await k.pods()).every((p) => !p.metadata?.name?.startsWith("many-")), { timeoutMs: 60_000, what: () => "30 pods removed" });
   });
 });
+
+describe("pod syncs after a start", () => {
+  let rt: PrivateContainerd;
+  let k: TskubeletProcess;
+
+  before(async () => {
+    rt = await startContainerd({ cni: true });
+    k = await startTskubelet(rt);
+  });
+  after(async () => {
+    await k?.cleanup();
+    await rt?.stop();
+  });
+
+  /** kubelet_pod_worker_duration_seconds_count by operation_type (absent = 0). */
+  const workerSyncs = async (): Promise<Record<string, number>> => {
+    const text = await fetchText(`http://127.0.0.1:${k.readOnlyPort}/metrics`);
+    const counts: Record<string, number> = {};
+    for (const m of text.matchAll(/^kubelet_pod_worker_duration_seconds_count\{operation_type="([a-z]+)"\} (\d+)$/gm)) counts[m[1] ?? ""] = Number(m[2]);
+    return counts;
+  };
+
+  it("a relist that sees what a pod's worker already read does not sync the pod again", async () => {
+    const n = 4;
+    for (let i = 0; i < n; i++) await writeFile(join(k.manifests, `quiet-${i}.yaml`), podManifest(`quiet-${i}`, { command: ["sleep", "3600"] }));
+    await waitFor(async () => {
+      const pods = (await k.pods()).filter((p) => p.metadata?.name?.startsWith("quiet-"));
+      return pods.length === n && pods.every((p) => mainState(p) === "running" && p.status?.podIP) ? pods : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 250, what: () => `${n} pods running` });
+    // Three relists (1 s apart) see each pod's new sandbox and container: news to the relister, not to the workers.
+    await new Promise((r) => setTimeout(r, 3_500));
+    const counts = await workerSyncs();
+    assert.equal(counts.create, n, `one create sync per pod: ${JSON.stringify(counts)}`);
+    // One relist answered while a worker read the same pod may still count as news (the worker cannot tell
+    // which is newer); a sync for every pod means relists poke workers whatever they saw.
+    assert.ok((counts.sync ?? 0) <= 1, `syncs after the create: ${JSON.stringify(counts)}`);
+    // A real change still reaches the worker: a container that dies is restarted.
+    const before = (await k.pod("quiet-0"))?.status?.containerStatuses?.[0]?.containerID?.replace(/^containerd:\/\//, "") ?? "";
+    assert.notEqual(before, "");
+    await ctr(rt, "tasks", "kill", "-s", "SIGKILL", before);
+    await waitFor(async () => {
+      const s = (await k.pod("quiet-0"))?.status?.containerStatuses?.[0];
+      return s?.restartCount === 1 && s.state?.running ? s : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 250, what: () => "quiet-0 restarted after its container was killed" });
+    assert.ok(((await workerSyncs()).sync ?? 0) >= 1, "the relist that saw the exit synced the pod");
+  });
+});
