@@ -701,7 +701,8 @@ async function profileRun(ctx: Ctx, input: ProfileInput): Promise<string> {
   const conns = new Set(reqs.filter((r) => isKubelet(r) && r.atWall - firstWall <= lastReady).map((r) => r.srcIP));
   lines.push(`    client connections (distinct srcIP:port) the kubelet's namespace requests came over, creation -> last Ready: ${conns.size}`);
   const events = reqs.filter((r) => isKubelet(r) && r.uri.includes("/events"));
-  lines.push(`    event writes: ${statsLine("latency", events.map((r) => r.latencyMs))}`);
+  const eventsInWindow = events.filter((r) => r.atWall - firstWall <= lastReady).length;
+  lines.push(`    event writes: ${statsLine("latency", events.map((r) => r.latencyMs))}; ${eventsInWindow} before the last pod was Ready; first done at ${ms(Math.min(...events.map((r) => r.atWall - firstWall)))}, last at ${ms(Math.max(...events.map((r) => r.atWall - firstWall)))}`);
   const other = reqs.filter((r) => isKubelet(r) && !patches.includes(r) && !tokens.includes(r) && !events.includes(r) && r.atWall - firstWall <= lastReady);
   const byVerb = new Map<string, number[]>();
   for (const r of other) {
