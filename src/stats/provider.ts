@@ -243,6 +243,24 @@ export function createStatsProvider(deps: StatsProviderDeps, opts: StatsProvider
     return { name, kind: "system", time, createdAt: await createdAt(l, name, bootTime ?? time), stats };
   };
 
+  /** A snapshot of the node alone (no cgroup tree, no pods); collect adds those. */
+  const nodeOnly = ({ time, meminfo, root, rlimit, errors }: { time: number; meminfo: Map<string, number>; root: CgroupEntry; rlimit: StatsSnapshot["rlimit"]; errors: string[] }): StatsSnapshot => ({
+    time,
+    nodeName: opts.nodeName,
+    bootTime: bootTime ?? 0,
+    memoryCapacity: meminfo.get("MemTotal") ?? 0,
+    swapCapacity: meminfo.get("SwapTotal") ?? 0,
+    swapUsed: (meminfo.get("SwapTotal") ?? 0) - (meminfo.get("SwapFree") ?? 0),
+    root,
+    cgroups: [root],
+    pods: [],
+    systemContainers: [],
+    rlimit,
+    blockDevices: {},
+    errors,
+    podsUnavailable: true,
+  });
+
   const collect = async (): Promise<StatsSnapshot> => {
     const time = clock.now();
     const l = await getLayout();
@@ -311,22 +329,7 @@ export function createStatsProvider(deps: StatsProviderDeps, opts: StatsProvider
     const cgroups = [root, ...tree, ...extra.filter((e) => !e.name.startsWith("pod:"))].sort((a, b) => a.name.localeCompare(b.name));
     const podsCg = tree.find((e) => e.name === kubepods);
     const systemContainers = [...(kubelet ? [{ name: "kubelet", entry: kubelet }] : []), ...(podsCg ? [{ name: "pods", entry: podsCg }] : [])];
-    const snap: StatsSnapshot = {
-      time,
-      nodeName: opts.nodeName,
-      bootTime: bootTime ?? 0,
-      memoryCapacity: memTotal,
-      swapCapacity: meminfo.get("SwapTotal") ?? 0,
-      swapUsed: (meminfo.get("SwapTotal") ?? 0) - (meminfo.get("SwapFree") ?? 0),
-      root,
-      cgroups,
-      pods,
-      systemContainers,
-      rlimit,
-      blockDevices: blockDevs,
-      errors,
-      podsUnavailable: !rt.ok,
-    };
+    const snap: StatsSnapshot = { ...nodeOnly({ time, meminfo, root, rlimit, errors }), cgroups, pods, systemContainers, blockDevices: blockDevs, podsUnavailable: !rt.ok };
     if (root.network) snap.nodeNetwork = root.network;
     if (nodeFs) snap.nodeFs = nodeFs;
     if (rfs.image) snap.imageFs = rfs.image;
@@ -343,22 +346,7 @@ export function createStatsProvider(deps: StatsProviderDeps, opts: StatsProvider
     const [meminfo, rlimit, rootCap, rfs] = await Promise.all([readMeminfo(roots.proc), readRlimit(roots.proc), fsCapacity(opts.rootDir), runtimeFs(time, errors)]);
     const memTotal = meminfo.get("MemTotal") ?? 0;
     const root = await readRoot(l, time, memTotal, meminfo);
-    const snap: StatsSnapshot = {
-      time,
-      nodeName: opts.nodeName,
-      bootTime: bootTime ?? 0,
-      memoryCapacity: memTotal,
-      swapCapacity: meminfo.get("SwapTotal") ?? 0,
-      swapUsed: (meminfo.get("SwapTotal") ?? 0) - (meminfo.get("SwapFree") ?? 0),
-      root,
-      cgroups: [root],
-      pods: [],
-      systemContainers: [],
-      rlimit,
-      blockDevices: {},
-      errors,
-      podsUnavailable: true,
-    };
+    const snap = nodeOnly({ time, meminfo, root, rlimit, errors });
     const nodeFs = fsFromCapacity(time, rootCap);
     if (nodeFs) snap.nodeFs = nodeFs;
     if (rfs.image) snap.imageFs = rfs.image;

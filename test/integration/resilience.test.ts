@@ -6,8 +6,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Pod } from "@kubernetes/client-node";
-import { startContainerd, ctr, type PrivateContainerd } from "../support/containerd.js";
-import { podManifest, sleep, startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
+import { ctr, type PrivateContainerd } from "../support/containerd.js";
+import { podManifest, sleep, startNode, stopNode, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 
 const running = (p: V1Pod | undefined): boolean => p?.status?.containerStatuses?.[0]?.state?.running !== undefined;
 const containerID = (p: V1Pod | undefined): string => p?.status?.containerStatuses?.[0]?.containerID ?? "";
@@ -21,15 +21,8 @@ async function runtimeContainers(rt: PrivateContainerd, podName: string): Promis
 describe("restarts and runtime outages", () => {
   let rt: PrivateContainerd;
   let k: TskubeletProcess;
-
-  before(async () => {
-    rt = await startContainerd({ cni: true });
-    k = await startTskubelet(rt);
-  });
-  after(async () => {
-    await k?.cleanup();
-    await rt?.stop();
-  });
+  before(async () => ({ rt, k } = await startNode()));
+  after(() => stopNode({ rt, k }));
 
   it("adopts running containers after a tskubelet restart and cleans up pods removed meanwhile", async () => {
     await k.writeManifest("keep.yaml", podManifest("keep", { command: ["sleep", "3600"] }));

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
-import { startContainerd, ctr, type PrivateContainerd } from "../support/containerd.js";
-import { fetchText, podManifest, startTskubelet, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
+import { ctr, type PrivateContainerd } from "../support/containerd.js";
+import { fetchText, podManifest, startNode, stopNode, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 
 function mainState(p: V1Pod | undefined): string {
   const s = p?.status?.containerStatuses?.[0]?.state;
@@ -20,15 +20,8 @@ function mainState(p: V1Pod | undefined): string {
 describe("static pods on containerd", () => {
   let rt: PrivateContainerd;
   let k: TskubeletProcess;
-
-  before(async () => {
-    rt = await startContainerd({ cni: true });
-    k = await startTskubelet(rt);
-  });
-  after(async () => {
-    await k?.cleanup();
-    await rt?.stop();
-  });
+  before(async () => ({ rt, k } = await startNode()));
+  after(() => stopNode({ rt, k }));
 
   it("writes a container's output to its log file in the CRI format and upstream layout", async () => {
     await k.writeManifest("logger.yaml", podManifest("logger", { command: ["sh", "-c", "echo out-line; echo err-line >&2; sleep 3600"] }));
@@ -190,15 +183,8 @@ describe("static pods on containerd", () => {
 describe("pod syncs after a start", () => {
   let rt: PrivateContainerd;
   let k: TskubeletProcess;
-
-  before(async () => {
-    rt = await startContainerd({ cni: true });
-    k = await startTskubelet(rt);
-  });
-  after(async () => {
-    await k?.cleanup();
-    await rt?.stop();
-  });
+  before(async () => ({ rt, k } = await startNode()));
+  after(() => stopNode({ rt, k }));
 
   /** kubelet_pod_worker_duration_seconds_count by operation_type (absent = 0). */
   const workerSyncs = async (): Promise<Record<string, number>> => {

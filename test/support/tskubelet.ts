@@ -8,7 +8,7 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Pod, V1PodList } from "@kubernetes/client-node";
-import { repoRoot, type PrivateContainerd } from "./containerd.js";
+import { repoRoot, startContainerd, type PrivateContainerd } from "./containerd.js";
 
 export interface TskubeletProcess {
   pid: number;
@@ -35,6 +35,29 @@ export interface TskubeletProcess {
   restart(): Promise<void>;
   /** Stops the process and removes its directories (not its pods: the test's containerd.stop() does that). */
   cleanup(): Promise<void>;
+}
+
+/** A private containerd with a CNI bridge and a tskubelet on it (a test file's node). */
+export interface TestNode {
+  rt: PrivateContainerd;
+  k: TskubeletProcess;
+}
+
+/** Starts a TestNode; stop it with stopNode. */
+export async function startNode(opts: Parameters<typeof startTskubelet>[1] = {}): Promise<TestNode> {
+  const rt = await startContainerd({ cni: true });
+  try {
+    return { rt, k: await startTskubelet(rt, opts) };
+  } catch (err) {
+    await rt.stop();
+    throw err;
+  }
+}
+
+/** Stops what startNode started (tolerates a node that never started). */
+export async function stopNode(n: Partial<TestNode>): Promise<void> {
+  await n.k?.cleanup();
+  await n.rt?.stop();
 }
 
 export async function freePort(): Promise<number> {
