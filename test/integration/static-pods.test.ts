@@ -8,7 +8,7 @@ import { readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { ctr, type PrivateContainerd } from "../support/containerd.js";
-import { fetchText, podManifest, startNode, stopNode, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
+import { fetchText, podManifest, sleep, startNode, stopNode, waitFor, type TskubeletProcess } from "../support/tskubelet.js";
 
 function mainState(p: V1Pod | undefined): string {
   const s = p?.status?.containerStatuses?.[0]?.state;
@@ -196,13 +196,13 @@ describe("pod syncs after a start", () => {
 
   it("a relist that sees what a pod's worker already read does not sync the pod again", async () => {
     const n = 4;
-    for (let i = 0; i < n; i++) await writeFile(join(k.manifests, `quiet-${i}.yaml`), podManifest(`quiet-${i}`, { command: ["sleep", "3600"] }));
+    for (let i = 0; i < n; i++) await k.writeManifest(`quiet-${i}.yaml`, podManifest(`quiet-${i}`, { command: ["sleep", "3600"] }));
     await waitFor(async () => {
       const pods = (await k.pods()).filter((p) => p.metadata?.name?.startsWith("quiet-"));
       return pods.length === n && pods.every((p) => mainState(p) === "running" && p.status?.podIP) ? pods : undefined;
     }, { timeoutMs: 60_000, intervalMs: 250, what: () => `${n} pods running` });
     // Three relists (1 s apart) see each pod's new sandbox and container: news to the relister, not to the workers.
-    await new Promise((r) => setTimeout(r, 3_500));
+    await sleep(3_500);
     const counts = await workerSyncs();
     assert.equal(counts.create, n, `one create sync per pod: ${JSON.stringify(counts)}`);
     // One relist answered while a worker read the same pod may still count as news (the worker cannot tell
